@@ -1,0 +1,1 @@
+"""FLUX.1 Kontext playground: one request, many hosted providers, compared side by side."""

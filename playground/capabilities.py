@@ -1,0 +1,62 @@
+"""Check a request against a provider's capabilities before anything is sent."""
+
+from __future__ import annotations
+
+from playground.errors import UnsupportedParameterError
+from playground.models import Capabilities, GenerationRequest
+
+
+def check_request(label: str, caps: Capabilities, request: GenerationRequest) -> tuple[str, ...]:
+    """Raise UnsupportedParameterError for a value ``label`` cannot take; return notes on ignored ones."""
+    for problem in _problems(label, caps, request):
+        raise UnsupportedParameterError(problem)
+    return _ignored(label, caps, request)
+
+
+def _problems(label: str, caps: Capabilities, request: GenerationRequest) -> list[str]:
+    problems: list[str] = []
+    if request.model not in caps.models:
+        problems.append(f"{label} does not offer {request.model}; choose {' or '.join(caps.models)}.")
+    if not request.is_edit and not caps.text_to_image:
+        problems.append(f"{label} only edits images: add an input image, or choose another provider.")
+    if request.is_edit and not caps.edit:
+        problems.append(f"{label} cannot edit images: remove the input image, or choose another provider.")
+    image = request.image
+    if image is not None and image.is_local and not (caps.upload or caps.inline_image):
+        problems.append(
+            f"{label} takes input images only as public URLs and has no upload API: "
+            "pass an http(s):// URL instead of a local file."
+        )
+    if request.aspect_ratio and request.aspect_ratio not in caps.aspect_ratios:
+        problems.append(
+            f"{label} does not support aspect ratio {request.aspect_ratio}; "
+            f"it takes {', '.join(caps.aspect_ratios)}."
+        )
+    if request.output_format not in caps.output_formats:
+        problems.append(f"{label} cannot return {request.output_format}; it returns {', '.join(caps.output_formats)}.")
+    problems += _safety_problems(label, caps, request)
+    return problems
+
+
+def _safety_problems(label: str, caps: Capabilities, request: GenerationRequest) -> list[str]:
+    value = request.safety_tolerance
+    if value is None:
+        return []
+    low, high = caps.safety_range_edit if request.is_edit else caps.safety_range
+    if low <= value <= high:
+        return []
+    mode = "edits" if request.is_edit else "text-to-image"
+    return [f"{label} takes safety tolerance {low} to {high} for {mode}, not {value}."]
+
+
+def _ignored(label: str, caps: Capabilities, request: GenerationRequest) -> tuple[str, ...]:
+    notes = []
+    if request.seed is not None and not caps.seed:
+        notes.append(f"seed ignored by {label} (its API has no seed)")
+    if request.guidance is not None and not caps.guidance:
+        notes.append(f"guidance ignored by {label} (its API has no guidance)")
+    if request.enable_translation is not None and not caps.translation:
+        notes.append(f"translation ignored by {label} (its API does not translate prompts)")
+    if request.prompt_upsampling and not caps.prompt_upsampling:
+        notes.append(f"prompt upsampling ignored by {label}")
+    return tuple(notes)

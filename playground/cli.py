@@ -1,0 +1,218 @@
+"""Command line: list providers, generate across providers, resume a job, run the sandbox."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import ValidationError as PydanticValidationError
+
+from playground.errors import ConfigError, InvalidInputError, PlaygroundError
+from playground.images import load_input_image
+from playground.models import MODELS, GenerationRequest, JobEvent, JobRef
+from playground.providers import REGISTRY, get_spec
+from playground.service import GenerationService
+from playground.settings import Settings
+
+EXIT_OK, EXIT_JOB_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m playground", description="FLUX.1 Kontext across hosted providers.")
+    sub = root.add_subparsers(dest="command", required=True)
+    providers = sub.add_parser("providers", help="each provider: configured?, capabilities, price")
+    providers.add_argument("--json", action="store_true")
+    gen = sub.add_parser("generate", help="run one prompt on every (provider, model) combination")
+    gen.add_argument("--provider", action="append", required=True, help="repeat for several")
+    gen.add_argument("--model", action="append", choices=MODELS, help="repeat for several (default pro)")
+    gen.add_argument("--prompt", required=True)
+    gen.add_argument("--image", help="input image to edit: a local JPEG/PNG/WebP file or an http(s) URL")
+    gen.add_argument("--aspect-ratio")
+    gen.add_argument("--output-format", choices=("jpeg", "png"), default="jpeg")
+    gen.add_argument("--seed", type=int)
+    gen.add_argument("--safety-tolerance", type=int)
+    gen.add_argument("--prompt-upsampling", action="store_true")
+    gen.add_argument("--translation", choices=("on", "off"))
+    gen.add_argument("--guidance", type=float)
+    _common(gen)
+    resume = sub.add_parser("resume", help="wait for an already submitted job by task id (never resubmits)")
+    resume.add_argument("--provider", required=True)
+    resume.add_argument("--model", choices=MODELS, default="flux-kontext-pro")
+    resume.add_argument("--task-id", required=True)
+    resume.add_argument("--url", action="append", default=[], metavar="NAME=URL", help="a URL the provider returned")
+    _common(resume)
+    box = sub.add_parser("sandbox", help="serve the sandbox of every protocol on a loopback port")
+    box.add_argument("--port", type=int, default=8900)
+    return root
+
+
+def _common(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--out", type=Path, help="folder for the images (default ./outputs)")
+    cmd.add_argument("--timeout", type=float, help="seconds to wait for each job (default 300)")
+    cmd.add_argument("--json", action="store_true", help="one JSON object per event on stdout")
+    cmd.add_argument("--sandbox", action="store_true", help="run against the local sandbox (no keys needed)")
+
+
+def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 1 a job failed, 2 bad input or configuration)."""
+    args = parser().parse_args(argv)
+    try:
+        settings = settings or Settings.from_env()
+        if args.command == "providers":
+            return show_providers(settings, as_json=args.json, out=sys.stdout)
+        if args.command == "sandbox":
+            return serve_sandbox(args.port)
+        return asyncio.run(_jobs(args, settings))
+    except PlaygroundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def show_providers(settings: Settings, *, as_json: bool, out: TextIO) -> int:
+    rows = [_provider_row(name, settings) for name in REGISTRY]
+    if as_json:
+        out.write(json.dumps(rows, indent=2) + "\n")
+        return EXIT_OK
+    for row in rows:
+        state = "configured" if row["configured"] else f"not configured (set {row['key_env']})"
+        prices = ", ".join(f"{m.split('-')[-1]} ${p}" for m, p in row["price_usd"].items()) or "price unknown"
+        out.write(f"{row['name']:<10} {row['label']:<18} {state}\n")
+        out.write(f"{'':<10} {', '.join(row['capabilities'])}; ratios {' '.join(row['aspect_ratios'])}; {prices}\n")
+        out.write(f"{'':<10} {row['base_url']}\n")
+    return EXIT_OK
+
+
+def _provider_row(name: str, settings: Settings) -> dict[str, Any]:
+    spec = REGISTRY[name]
+    caps = spec.capabilities
+    return {
+        "name": name,
+        "label": spec.label,
+        "configured": settings.secret(spec.key_env) is not None,
+        "key_env": spec.key_env,
+        "base_url": settings.value(spec.base_url_env, spec.default_base_url),
+        "models": list(caps.models),
+        "capabilities": caps.summary(),
+        "aspect_ratios": list(caps.aspect_ratios),
+        "price_usd": {m: p.usd for m, p in spec.prices.items()},
+    }
+
+
+def serve_sandbox(port: int) -> int:
+    from playground.sandbox.server import SandboxServer
+
+    with SandboxServer(port=port) as server:
+        print(f"sandbox serving every protocol at {server.url}/<provider> (Ctrl+C to stop)", flush=True)
+        for name, spec in REGISTRY.items():
+            print(f"  {spec.base_url_env}={server.url}/{name}")
+        try:
+            while True:
+                asyncio.run(asyncio.sleep(3600))
+        except KeyboardInterrupt:
+            return EXIT_OK
+
+
+async def _jobs(args: argparse.Namespace, settings: Settings) -> int:
+    server = None
+    if args.sandbox:
+        from playground.sandbox.server import SandboxServer, sandbox_settings
+
+        server = SandboxServer().start()
+        settings = sandbox_settings(settings, server.url)
+    if args.out:
+        settings = settings.model_copy(update={"out_dir": args.out})
+    service = GenerationService(settings)
+    try:
+        events = _generate(service, args) if args.command == "generate" else _resume(service, args)
+        return await _report(events, as_json=args.json)
+    finally:
+        await service.aclose()
+        if server is not None:
+            server.stop()
+
+
+def _generate(service: GenerationService, args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    request = build_request(args)
+    targets = [(get_spec(p).name, m) for p in dict.fromkeys(args.provider) for m in (args.model or [MODELS[0]])]
+    service.plan(request, targets)  # every check happens here, before anything is sent
+    return service.run(request, targets, timeout_s=args.timeout)
+
+
+def _resume(service: GenerationService, args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    urls = dict(item.split("=", 1) for item in args.url if "=" in item)
+    job = JobRef(provider=get_spec(args.provider).name, model=args.model, task_id=args.task_id, urls=urls)
+    return service.resume(job, timeout_s=args.timeout)
+
+
+def build_request(args: argparse.Namespace) -> GenerationRequest:
+    """The request from CLI flags, or InvalidInputError with one clear sentence."""
+    image = load_input_image(args.image) if args.image else None
+    try:
+        return GenerationRequest(
+            prompt=args.prompt,
+            model=MODELS[0],
+            image=image,
+            aspect_ratio=args.aspect_ratio,
+            output_format=args.output_format,
+            seed=args.seed,
+            safety_tolerance=args.safety_tolerance,
+            prompt_upsampling=args.prompt_upsampling,
+            enable_translation=None if args.translation is None else args.translation == "on",
+            guidance=args.guidance,
+        )
+    except PydanticValidationError as exc:
+        raise InvalidInputError(_first_error(exc)) from None
+
+
+def _first_error(exc: PydanticValidationError) -> str:
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or "request"
+    message = str(err["msg"]).removeprefix("Value error, ")
+    return f"Invalid {field.replace('_', ' ')}: {message}."
+
+
+async def _report(events, *, as_json: bool) -> int:  # type: ignore[no-untyped-def]
+    failed = False
+    async for event in events:
+        failed |= event.state in ("failed", "canceled")
+        print(json.dumps(event_json(event)) if as_json else event_line(event), flush=True)
+    return EXIT_JOB_FAILED if failed else EXIT_OK
+
+
+def event_json(event: JobEvent) -> dict[str, Any]:
+    """The JSON line for one event: provider, model, state, task_id, elapsed_s, and outcome fields."""
+    out: dict[str, Any] = {
+        "provider": event.provider,
+        "model": event.model,
+        "state": event.state,
+        "task_id": event.task_id,
+        "elapsed_s": event.elapsed_s,
+        "message": event.message,
+    }
+    if event.notes:
+        out["notes"] = list(event.notes)
+    if event.result is not None:
+        r = event.result
+        out.update(files=[r.path], image_url=r.image_url, latency_s=r.latency_s, cost_usd=r.cost_usd,
+                   width=r.width, height=r.height, mime_type=r.mime_type, sent=r.sent.body)
+    if event.error is not None:
+        out.update(error=event.error, code=event.code)
+    return out
+
+
+def event_line(event: JobEvent) -> str:
+    head = f"[{event.provider_label} {event.model.removeprefix('flux-kontext-')}]"
+    text = f"{head} {event.message}"
+    if event.result is not None:
+        text += f" -> {event.result.path} ({event.result.width}x{event.result.height})"
+    for note in event.notes if event.state == "queued" else ():
+        text += f"\n{head} note: {note}"
+    return text
+
+
+__all__ = ["main", "ConfigError"]

@@ -1,0 +1,200 @@
+"""The one place that sends requests: timeouts, retries for safe requests only, status -> error."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from playground.errors import (
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeoutError,
+    UnexpectedResponseError,
+    error_for_status,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_RETRIES = 3
+INITIAL_RETRY_DELAY_S = 0.5
+MAX_RETRY_DELAY_S = 8.0
+MAX_RETRY_AFTER_S = 60.0
+CONNECT_TIMEOUT_S = 10.0
+
+Sleep = Callable[[float], Awaitable[None]]
+Check = Callable[[httpx.Response], None]
+
+
+def build_client(timeout_s: float, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """An AsyncClient with our timeouts; ``transport`` is the test seam."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S),
+        transport=transport,
+        follow_redirects=True,
+        headers={"user-agent": "flux-kontext-playground/0.1"},
+    )
+
+
+class HttpClient:
+    """Sends one provider's requests. ``create`` is never retried; ``fetch`` is, within bounds."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        provider: str,
+        label: str,
+        key_env: str | None = None,
+        sleep: Sleep = asyncio.sleep,
+        max_retries: int = MAX_RETRIES,
+    ) -> None:
+        self.client = client
+        self.provider = provider
+        self.label = label
+        self.key_env = key_env
+        self._sleep = sleep
+        self._max_retries = max_retries
+
+    async def create(self, method: str, url: str, *, check: Check | None = None, **kw: Any) -> httpx.Response:
+        """Send a request that may start a paid job: exactly once, whatever happens."""
+        return await self._send_once(method, url, check, creating=True, **kw)
+
+    async def fetch(self, method: str, url: str, *, check: Check | None = None, **kw: Any) -> httpx.Response:
+        """Send a request that is safe to repeat (status, result, download), retrying transient errors."""
+        attempt = 0
+        while True:
+            try:
+                return await self._send_once(method, url, check, creating=False, **kw)
+            except ProviderError as exc:
+                if not exc.is_retryable or attempt >= self._max_retries:
+                    raise
+                delay = retry_delay_s(attempt, exc.retry_after_s)
+                log.debug("%s: retrying %s %s in %.2f s (%s)", self.provider, method, url, delay, exc.code)
+                attempt += 1
+                await self._sleep(delay)
+
+    async def _send_once(
+        self, method: str, url: str, check: Check | None, *, creating: bool, **kw: Any
+    ) -> httpx.Response:
+        try:
+            response = await self.client.request(method, url, **kw)
+        except httpx.TimeoutException as exc:
+            raise ProviderTimeoutError(self._no_answer("did not answer in time", creating), provider=self.provider) from exc
+        except httpx.TransportError as exc:
+            reason = type(exc).__name__
+            raise ProviderConnectionError(self._no_answer(f"could not be reached ({reason})", creating), provider=self.provider) from exc
+        if response.is_error:
+            raise self.error_from_response(response)
+        if check is not None:
+            check(response)
+        return response
+
+    def _no_answer(self, what: str, creating: bool) -> str:
+        sentence = f"{self.label} {what}."
+        if creating:
+            sentence += f" The job may have been created anyway: check your {self.label} dashboard before trying again."
+        return sentence
+
+    def error_from_response(self, response: httpx.Response) -> ProviderError:
+        """The error for a 4xx/5xx answer, with the provider's own message when it gave one."""
+        body = json_or_none(response)
+        return error_for_status(
+            self.label,
+            response.status_code,
+            error_message(body) if body is not None else None,
+            provider=self.provider,
+            code=error_code(body),
+            request_id=response.headers.get("x-request-id"),
+            retry_after_s=parse_retry_after(response.headers.get("retry-after")),
+            key_env=self.key_env,
+        )
+
+    def json(self, response: httpx.Response) -> dict[str, Any]:
+        """The JSON object in a response, or UnexpectedResponseError naming the provider."""
+        body = json_or_none(response)
+        if not isinstance(body, dict):
+            snippet = response.text[:120].replace("\n", " ")
+            raise UnexpectedResponseError(
+                f"{self.label} answered with something that is not a JSON object: {snippet!r}.",
+                provider=self.provider,
+            )
+        return body
+
+
+def json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def error_message(body: Any) -> str | None:
+    """The human message in an error body, whatever the provider calls it."""
+    if isinstance(body, str):
+        return body or None
+    if not isinstance(body, dict):
+        return None
+    for key in ("error", "message", "msg", "detail", "failMsg", "title", "errorMessage"):
+        found = _text(body.get(key))
+        if found:
+            return found
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors:
+        return _text(errors[0])
+    data = body.get("data")
+    return error_message(data) if isinstance(data, dict) else None
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, dict):
+        return _text(value.get("message")) or _text(value.get("detail")) or _text(value.get("msg"))
+    if isinstance(value, list) and value:
+        first = value[0]
+        if isinstance(first, dict) and "msg" in first:
+            where = ".".join(str(p) for p in first.get("loc", []) if p != "body")
+            return f"{where}: {first['msg']}" if where else str(first["msg"])
+        return _text(first)
+    return None
+
+
+def error_code(body: Any) -> str | None:
+    """A machine code from an error body (string codes only; numeric codes are statuses)."""
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error")
+    if isinstance(error, dict) and isinstance(error.get("code"), str):
+        return str(error["code"])
+    for key in ("code", "failCode", "failure_code"):
+        if isinstance(body.get(key), str):
+            return str(body[key])
+    return None
+
+
+def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds to wait from a Retry-After header: integer seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.replace(".", "", 1).isdigit():
+        return float(value)
+    parsed = email.utils.parsedate_to_datetime(value) if "," in value else None
+    if parsed is None:
+        return None
+    return max(0.0, parsed.timestamp() - now())
+
+
+def retry_delay_s(attempt: int, retry_after_s: float | None, *, rng: Callable[[], float] = random.random) -> float:
+    """How long to wait before retry number ``attempt + 1``: Retry-After if given, else jittered backoff."""
+    if retry_after_s is not None:
+        return min(retry_after_s, MAX_RETRY_AFTER_S)
+    backoff = min(MAX_RETRY_DELAY_S, INITIAL_RETRY_DELAY_S * 2**attempt)
+    return backoff * (0.5 + rng() / 2)

@@ -1,0 +1,212 @@
+"""Provider-neutral values that cross layers: request, capabilities, job, status, events."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ModelId = Literal["flux-kontext-pro", "flux-kontext-max"]
+MODELS: tuple[ModelId, ...] = ("flux-kontext-pro", "flux-kontext-max")
+OutputFormat = Literal["jpeg", "png"]
+JobState = Literal["queued", "running", "succeeded", "failed", "canceled"]
+TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
+
+# Every ratio any provider documents (providers.md section 10); each provider narrows it.
+ASPECT_RATIOS: tuple[str, ...] = ("21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21")
+_RATIO = re.compile(r"^\d{1,2}:\d{1,2}$")
+MAX_PROMPT_CHARS = 10_000
+
+
+class InputImage(BaseModel):
+    """The image to edit: a public URL, or the checked bytes of a local file."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str | None = None
+    content: bytes | None = Field(default=None, repr=False)
+    mime_type: str | None = None
+    filename: str = "input.png"
+    width: int | None = None
+    height: int | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.content is not None
+
+    def describe(self) -> str:
+        return self.url or f"local file {self.filename}"
+
+
+class GenerationRequest(BaseModel):
+    """One generation or edit, as the user asked for it; the same for every provider."""
+
+    model_config = ConfigDict(frozen=True)
+
+    prompt: str = Field(max_length=MAX_PROMPT_CHARS)
+    model: ModelId = "flux-kontext-pro"
+    image: InputImage | None = None
+    aspect_ratio: str | None = None
+    output_format: OutputFormat = "jpeg"
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    safety_tolerance: int | None = Field(default=None, ge=0, le=6)
+    prompt_upsampling: bool = False
+    enable_translation: bool | None = None
+    guidance: float | None = Field(default=None, ge=1.0, le=20.0)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the prompt is empty: describe the image or the edit you want")
+        return value.strip()
+
+    @field_validator("aspect_ratio")
+    @classmethod
+    def _ratio_shape(cls, value: str | None) -> str | None:
+        if value is not None and not _RATIO.match(value):
+            raise ValueError(f"aspect ratio {value!r} is not of the form W:H, like 16:9")
+        return value
+
+    @property
+    def is_edit(self) -> bool:
+        return self.image is not None
+
+    def with_model(self, model: ModelId) -> GenerationRequest:
+        return self.model_copy(update={"model": model})
+
+
+class Price(BaseModel):
+    """A per-image price and where it was read."""
+
+    model_config = ConfigDict(frozen=True)
+
+    usd: float
+    source: str
+
+
+class Capabilities(BaseModel):
+    """What one provider accepts; checked before anything is sent."""
+
+    model_config = ConfigDict(frozen=True)
+
+    models: tuple[ModelId, ...] = MODELS
+    text_to_image: bool = True
+    edit: bool = True
+    aspect_ratios: tuple[str, ...] = ("21:9", "16:9", "4:3", "1:1", "3:4", "9:16")
+    output_formats: tuple[OutputFormat, ...] = ("jpeg", "png")
+    safety_range: tuple[int, int] = (0, 6)
+    safety_range_edit: tuple[int, int] = (0, 6)
+    seed: bool = False
+    guidance: bool = False
+    prompt_upsampling: bool = True
+    translation: bool = False
+    callbacks: bool = False
+    upload: bool = False
+    inline_image: bool = False
+
+    def summary(self) -> list[str]:
+        """Short words for a table or a label: what this provider can do."""
+        words = [w for w, ok in (("text-to-image", self.text_to_image), ("edit", self.edit)) if ok]
+        extras = (
+            ("seed", self.seed),
+            ("guidance", self.guidance),
+            ("translation", self.translation),
+            ("callbacks", self.callbacks),
+            ("upload", self.upload or self.inline_image),
+        )
+        return words + [w for w, ok in extras if ok]
+
+
+class WireRequest(BaseModel):
+    """The exact request that created a job, with the key redacted and inline images shortened."""
+
+    model_config = ConfigDict(frozen=True)
+
+    method: str
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: dict[str, Any] | None = None
+
+
+class JobRef(BaseModel):
+    """Enough to find a job again: provider, model, task id, and any URLs the provider returned."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    model: ModelId
+    task_id: str
+    urls: dict[str, str] = Field(default_factory=dict)
+
+
+class Submission(BaseModel):
+    """What submit() returns: the job, and what was sent to create it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job: JobRef
+    sent: WireRequest
+
+
+class JobStatus(BaseModel):
+    """One status read, normalised from the provider's vocabulary."""
+
+    model_config = ConfigDict(frozen=True)
+
+    state: JobState
+    image_urls: tuple[str, ...] = ()
+    error: str | None = None
+    error_code: str | None = None
+    moderated: bool = False
+    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+
+class JobResult(BaseModel):
+    """A finished image: saved bytes, where it came from, how long, how much, what was sent."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    image_url: str
+    mime_type: str
+    width: int
+    height: int
+    size_bytes: int
+    latency_s: float
+    cost_usd: float | None
+    cost_source: str | None
+    sent: WireRequest
+
+
+class JobEvent(BaseModel):
+    """One change in one job's life, as streamed to the CLI and the UI."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    provider: str
+    provider_label: str
+    model: ModelId
+    state: JobState
+    elapsed_s: float
+    task_id: str | None = None
+    message: str = ""
+    notes: tuple[str, ...] = ()
+    sent: WireRequest | None = None
+    result: JobResult | None = None
+    error: str | None = None
+    code: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}:{self.model}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_STATES

@@ -1,0 +1,136 @@
+"""The provider seam: a spec (static facts), a config (base URL, key) and a small Protocol."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import SecretStr
+
+from playground.http import HttpClient
+from playground.models import (
+    Capabilities,
+    GenerationRequest,
+    InputImage,
+    JobRef,
+    JobStatus,
+    ModelId,
+    Price,
+    Submission,
+    WireRequest,
+)
+
+INLINE_PREVIEW_CHARS = 48
+
+
+@dataclass(frozen=True)
+class PollSchedule:
+    """When to read a job's status: first after ``first_s``, then every ``interval_s``."""
+
+    first_s: float
+    interval_s: float
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """Where and as whom to talk to one provider. The key never leaves this object unredacted."""
+
+    name: str
+    label: str
+    base_url: str
+    api_key: SecretStr | None
+    key_env: str
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def bearer(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key()}"}
+
+    def key(self) -> str:
+        return self.api_key.get_secret_value() if self.api_key else ""
+
+    def url(self, path: str) -> str:
+        return self.base_url.rstrip("/") + path
+
+
+class Provider(Protocol):
+    """One hosted API that runs FLUX.1 Kontext jobs."""
+
+    spec: ProviderSpec
+
+    async def submit(self, request: GenerationRequest, *, callback_url: str | None = None) -> Submission:
+        """Create the job (uploading a local input image first if the API needs it)."""
+        ...
+
+    async def status(self, job: JobRef) -> JobStatus:
+        """Read the job's status once, normalised."""
+        ...
+
+
+ProviderFactory = Callable[[ProviderConfig, HttpClient], Provider]
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """Static facts about a provider: names, env variables, capabilities, prices, polling."""
+
+    name: str
+    label: str
+    key_env: str
+    base_url_env: str
+    default_base_url: str
+    factory: ProviderFactory
+    capabilities: Capabilities
+    poll: PollSchedule
+    prices: Mapping[ModelId, Price] = field(default_factory=dict)
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    docs_url: str = ""
+
+
+def wire(
+    method: str,
+    url: str,
+    config: ProviderConfig,
+    body: dict[str, Any] | None,
+    *,
+    auth_header: str = "Authorization",
+    auth_scheme: str = "Bearer ",
+    params: Mapping[str, str] | None = None,
+) -> WireRequest:
+    """Describe a request as sent, with the key replaced by its variable name and inline data shortened."""
+    if params:
+        url = url + "?" + "&".join(f"{k}={v}" for k, v in params.items())
+    headers = {auth_header: f"{auth_scheme}${config.key_env}"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    return WireRequest(method=method, url=url, headers=headers, body=_shorten(body) if body else body)
+
+
+def _shorten(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _shorten(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shorten(v) for v in value]
+    if isinstance(value, str) and len(value) > 512 and not value.startswith("http"):
+        return f"{value[:INLINE_PREVIEW_CHARS]}...<{len(value)} chars>"
+    return value
+
+
+def data_uri(image: InputImage) -> str:
+    """A local image as a data: URI (for APIs that document inline images)."""
+    assert image.content is not None
+    return f"data:{image.mime_type};base64,{base64.b64encode(image.content).decode()}"
+
+
+def compact(body: dict[str, Any]) -> dict[str, Any]:
+    """Drop None values: send only what the user set or the provider requires."""
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def first_str(*values: Any) -> str | None:
+    """The first non-empty string among values."""
+    for value in values:
+        if isinstance(value, str) and value:
+            return value
+    return None

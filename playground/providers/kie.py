@@ -1,0 +1,178 @@
+"""KIE AI and FluxAPI.ai: one protocol, two configurations.
+
+Create with POST /api/v1/flux/kontext/generate, poll GET /api/v1/flux/kontext/record-info?taskId=.
+Answers are a {code, msg, data} envelope that can carry an error inside an HTTP 200 [seed004]
+[providers.md 4], so every answer is checked for both. ``successFlag``: 0 generating, 1 success,
+2 create failed, 3 generate failed. The result is data.response.resultImageUrl; originImageUrl
+lives only 10 minutes [seed002], which is why the service downloads at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+import httpx
+
+from playground.errors import UnexpectedResponseError, error_for_status
+from playground.http import HttpClient
+from playground.models import Capabilities, GenerationRequest, InputImage, JobRef, JobStatus, Submission
+from playground.providers.base import PollSchedule, ProviderConfig, ProviderSpec, compact, data_uri, first_str, wire
+
+GENERATE_PATH = "/api/v1/flux/kontext/generate"
+RECORD_PATH = "/api/v1/flux/kontext/record-info"
+UPLOAD_PATH = "/api/file-base64-upload"  # KIE File Upload API, base https://kieai.redpandaai.co
+UPLOAD_FOLDER = "kontext-playground"
+_MODERATION = re.compile(r"flag|prohibit|content polic|nsfw|moderat|sensitive|violat", re.IGNORECASE)
+_FAILED_FLAGS = {2: "the task could not be created", 3: "generation failed"}
+
+
+class KieProvider:
+    """Adapter for the KIE protocol (also spoken by FluxAPI.ai)."""
+
+    def __init__(self, spec: ProviderSpec, config: ProviderConfig, http: HttpClient) -> None:
+        self.spec = spec
+        self._config = config
+        self._http = http
+
+    async def submit(self, request: GenerationRequest, *, callback_url: str | None = None) -> Submission:
+        image = await self._image_ref(request.image) if request.image else None
+        body = to_payload(request, image, callback_url)
+        url = self._config.url(GENERATE_PATH)
+        response = await self._http.create("POST", url, json=body, headers=self._config.bearer(), check=self._check)
+        task_id = first_str(_data(response).get("taskId"))
+        if task_id is None:
+            raise UnexpectedResponseError(f"{self.spec.label} accepted the job but returned no taskId.", provider=self.spec.name)
+        job = JobRef(provider=self.spec.name, model=request.model, task_id=task_id)
+        return Submission(job=job, sent=wire("POST", url, self._config, body))
+
+    async def status(self, job: JobRef) -> JobStatus:
+        url = self._config.url(RECORD_PATH)
+        params = {"taskId": job.task_id}
+        response = await self._http.fetch("GET", url, params=params, headers=self._config.bearer(), check=self._check)
+        return to_status(_data(response))
+
+    async def _image_ref(self, image: InputImage) -> str:
+        if image.url:
+            return image.url
+        return await self._upload(image)
+
+    async def _upload(self, image: InputImage) -> str:
+        """Upload a local file with KIE's base64 upload; a fixed name per content makes a retry harmless."""
+        base = self._config.extra.get("KIE_UPLOAD_BASE_URL", self._config.base_url).rstrip("/")
+        ext = (image.mime_type or "image/png").split("/")[-1]
+        name = f"{hashlib.sha256(image.content or b'').hexdigest()[:24]}.{ext}"
+        body = {"base64Data": data_uri(image), "uploadPath": UPLOAD_FOLDER, "fileName": name}
+        response = await self._http.fetch("POST", base + UPLOAD_PATH, json=body, headers=self._config.bearer(), check=self._check)
+        url = first_str(_data(response).get("downloadUrl"), _data(response).get("fileUrl"))
+        if url is None:
+            raise UnexpectedResponseError(f"{self.spec.label}'s upload returned no downloadUrl.", provider=self.spec.name)
+        return url
+
+    def _check(self, response: httpx.Response) -> None:
+        """Raise the error an HTTP 200 envelope may carry (code != 200)."""
+        body = self._http.json(response)
+        code = body.get("code", 200)
+        if isinstance(code, int) and code != 200 or body.get("success") is False:
+            status = code if isinstance(code, int) and code != 200 else 500
+            raise error_for_status(
+                self.spec.label, status, first_str(body.get("msg"), body.get("message")),
+                provider=self.spec.name, key_env=self._config.key_env,
+            )
+
+
+def to_payload(request: GenerationRequest, image: str | None, callback_url: str | None) -> dict[str, Any]:
+    """The generate body, with KIE's camelCase names [seed004]."""
+    return compact({
+        "prompt": request.prompt,
+        "model": request.model,
+        "aspectRatio": request.aspect_ratio,
+        "outputFormat": request.output_format,
+        "inputImage": image,
+        "enableTranslation": request.enable_translation,
+        "promptUpsampling": request.prompt_upsampling,
+        "safetyTolerance": request.safety_tolerance,
+        "callBackUrl": callback_url,
+    })
+
+
+def to_status(data: dict[str, Any]) -> JobStatus:
+    """Normalise a record-info ``data`` object. Unknown flags count as still generating [seed002]."""
+    flag = data.get("successFlag")
+    flag = int(flag) if isinstance(flag, (int, str)) and str(flag).isdigit() else 0
+    if flag == 1:
+        return JobStatus(state="succeeded", image_urls=_result_urls(data.get("response")), raw=data)
+    if flag in _FAILED_FLAGS:
+        message = first_str(data.get("errorMessage")) or _FAILED_FLAGS[flag]
+        code = data.get("errorCode")
+        return JobStatus(
+            state="failed",
+            error=message,
+            error_code=str(code) if code is not None else f"successFlag={flag}",
+            moderated=bool(_MODERATION.search(message)),
+            raw=data,
+        )
+    return JobStatus(state="running", raw=data)
+
+
+def _result_urls(response: Any) -> tuple[str, ...]:
+    if isinstance(response, str):  # seen as a JSON string in third-party code [providers.md 4]
+        try:
+            response = json.loads(response)
+        except ValueError:
+            return ()
+    if not isinstance(response, dict):
+        return ()
+    url = first_str(response.get("resultImageUrl"))
+    if url:
+        return (url,)
+    urls = response.get("resultUrls")
+    return tuple(u for u in urls if isinstance(u, str)) if isinstance(urls, list) else ()
+
+
+def _data(response: httpx.Response) -> dict[str, Any]:
+    data = response.json().get("data")
+    return data if isinstance(data, dict) else {}
+
+
+_CAPS = dict(
+    text_to_image=True,
+    edit=True,
+    aspect_ratios=("21:9", "16:9", "4:3", "1:1", "3:4", "9:16"),
+    safety_range=(0, 6),
+    safety_range_edit=(0, 2),
+    translation=True,
+    callbacks=True,
+)
+
+# Seeds show a 3 s wait between status reads [seed002][seed004].
+_POLL = PollSchedule(first_s=2.0, interval_s=3.0)
+
+KIE = ProviderSpec(
+    name="kie",
+    label="KIE AI",
+    key_env="KIE_API_KEY",
+    base_url_env="KIE_BASE_URL",
+    default_base_url="https://api.kie.ai",
+    factory=lambda config, http: KieProvider(KIE, config, http),
+    capabilities=Capabilities(**_CAPS, upload=True),  # type: ignore[arg-type]
+    poll=_POLL,
+    prices={},  # KIE publishes only "30-50 % below official" [providers.md 4]: unknown per image
+    extra_env={"KIE_UPLOAD_BASE_URL": "https://kieai.redpandaai.co"},
+    docs_url="https://docs.kie.ai/flux-kontext-api/generate-or-edit-image",
+)
+
+FLUXAPI = ProviderSpec(
+    name="fluxapi",
+    label="FluxAPI.ai",
+    key_env="FLUXAPI_API_KEY",
+    base_url_env="FLUXAPI_BASE_URL",
+    default_base_url="https://api.fluxapi.ai",
+    factory=lambda config, http: KieProvider(FLUXAPI, config, http),
+    capabilities=Capabilities(**_CAPS, upload=False),  # type: ignore[arg-type]  # no upload API documented
+    poll=_POLL,
+    prices={},  # no price published [providers.md 4]
+    docs_url="https://docs.fluxapi.ai/flux-kontext-api/quickstart",
+)

@@ -1,0 +1,187 @@
+"""Sandbox state shared by every protocol: jobs on a clock, injected faults, served files, a request log."""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import httpx
+
+from playground.sandbox.draw import render
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["success", "fail", "moderate", "never"]
+Stage = Literal["create", "status", "upload"]
+HttpFault = Literal["429", "500", "503", "455", "malformed"]
+
+# Typical seconds per job, so the sandbox shows differences worth comparing; [max] is slower.
+TYPICAL_JOB_S: dict[str, float] = {
+    "kie": 3.2, "fluxapi": 3.6, "runapi": 2.6, "runflow": 4.1, "apixo": 2.9, "bfl": 2.2, "fal": 3.0, "replicate": 3.8,
+}
+MAX_MODEL_FACTOR = 1.3
+RETRY_AFTER_S = 1
+_PROMPT_OUTCOME = re.compile(r"sandbox:(fail|moderate|never)")
+
+
+@dataclass
+class SandboxJob:
+    """One job the sandbox is 'running': it finishes ``duration_s`` after creation."""
+
+    id: str
+    provider: str
+    model: str
+    prompt: str
+    body: dict[str, object]
+    created_at: float
+    duration_s: float
+    outcome: Outcome
+    aspect_ratio: str | None = None
+    output_format: str = "jpeg"
+    input_url: str | None = None
+    callback_url: str | None = None
+    result: bytes | None = field(default=None, repr=False)
+
+    def elapsed(self, now: float) -> float:
+        return now - self.created_at
+
+    def is_done(self, now: float) -> bool:
+        return self.outcome != "never" and self.elapsed(now) >= self.duration_s
+
+
+@dataclass(frozen=True)
+class Recorded:
+    provider: str
+    method: str
+    path: str
+    stage: str
+
+
+class SandboxState:
+    """Everything the sandbox remembers. Thread-safe enough for one server thread plus tests."""
+
+    def __init__(
+        self,
+        *,
+        job_seconds: float | None = None,
+        keys: dict[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        seed: int | None = None,
+    ) -> None:
+        self.job_seconds = job_seconds
+        self.keys = keys or {}
+        self.clock = clock
+        self.jobs: dict[str, SandboxJob] = {}
+        self.files: dict[str, tuple[bytes, str]] = {}
+        self.requests: list[Recorded] = []
+        self._faults: dict[tuple[str, str], list[HttpFault]] = {}
+        self._outcomes: dict[str, Outcome] = {}
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+
+    # --- configuration ---------------------------------------------------------------------
+
+    def inject(self, provider: str, stage: Stage, fault: HttpFault, times: int = 1) -> None:
+        """Answer the next ``times`` requests of ``stage`` for ``provider`` with ``fault``."""
+        with self._lock:
+            self._faults.setdefault((provider, stage), []).extend([fault] * times)
+
+    def set_outcome(self, provider: str, outcome: Outcome) -> None:
+        """Make every later job of ``provider`` end this way."""
+        self._outcomes[provider] = outcome
+
+    def configure(self, spec: str) -> None:
+        """Apply SANDBOX_FAULTS, e.g. ``runapi:create=500,kie:job=moderate,apixo:status=429*2``."""
+        for item in filter(None, (part.strip() for part in spec.split(","))):
+            match = re.fullmatch(r"(\w+):(create|status|upload|job)=(\w+)(?:\*(\d+))?", item)
+            if not match:
+                raise ValueError(f"SANDBOX_FAULTS item {item!r} is not provider:stage=fault[*times]")
+            provider, stage, what, times = match.groups()
+            if stage == "job":
+                self.set_outcome(provider, what)  # type: ignore[arg-type]
+            else:
+                self.inject(provider, stage, what, int(times or 1))  # type: ignore[arg-type]
+
+    def take_fault(self, provider: str, stage: Stage) -> HttpFault | None:
+        with self._lock:
+            queue = self._faults.get((provider, stage))
+            return queue.pop(0) if queue else None
+
+    # --- requests, keys, jobs --------------------------------------------------------------
+
+    def record(self, provider: str, method: str, path: str, stage: str) -> None:
+        with self._lock:
+            self.requests.append(Recorded(provider, method, path, stage))
+
+    def count(self, provider: str | None = None, stage: str | None = None) -> int:
+        return sum(1 for r in self.requests if provider in (None, r.provider) and stage in (None, r.stage))
+
+    def key_ok(self, provider: str, presented: str | None) -> bool:
+        """A key is accepted when it matches the configured one, or any non-blank key if none is set."""
+        if not presented:
+            return False
+        expected = self.keys.get(provider)
+        return presented == expected if expected else True
+
+    def new_job(self, provider: str, model: str, prompt: str, body: dict[str, object], **kw: object) -> SandboxJob:
+        job = SandboxJob(
+            id=uuid.uuid4().hex,
+            provider=provider,
+            model=model,
+            prompt=prompt,
+            body=body,
+            created_at=self.clock(),
+            duration_s=self._duration(provider, model),
+            outcome=self._outcome(provider, prompt),
+            **kw,  # type: ignore[arg-type]
+        )
+        self.jobs[job.id] = job
+        return job
+
+    def _duration(self, provider: str, model: str) -> float:
+        if self.job_seconds is not None:
+            return self.job_seconds
+        typical = TYPICAL_JOB_S.get(provider, 3.0) * (MAX_MODEL_FACTOR if "max" in model else 1.0)
+        return round(typical * self._rng.uniform(0.85, 1.15), 2)
+
+    def _outcome(self, provider: str, prompt: str) -> Outcome:
+        match = _PROMPT_OUTCOME.search(prompt)
+        if match:
+            return match.group(1)  # type: ignore[return-value]
+        return self._outcomes.get(provider, "success")
+
+    def add_file(self, content: bytes, mime: str, name: str = "") -> str:
+        file_id = uuid.uuid4().hex + (f"-{name}" if name else "")
+        self.files[file_id] = (content, mime)
+        return file_id
+
+    async def result_url(self, job: SandboxJob, origin: str, label: str) -> str:
+        """Render the job's image once (fetching its input image if any) and return where it is served."""
+        if job.result is None:
+            source = await self.fetch_input(job.input_url, origin) if job.input_url else None
+            job.result = render(label, job.model, job.prompt, job.aspect_ratio, job.output_format, source)
+            mime = "image/png" if job.output_format == "png" else "image/jpeg"
+            self.files[f"result-{job.id}"] = (job.result, mime)
+        ext = "png" if job.output_format == "png" else "jpg"
+        return f"{origin}/files/result-{job.id}.{ext}"
+
+    async def fetch_input(self, url: str, origin: str) -> bytes | None:
+        """The input image's bytes; None (and a placeholder is drawn) when it cannot be fetched."""
+        local = url.removeprefix(f"{origin}/files/")
+        if local != url:
+            return self.files.get(local.rsplit(".", 1)[0], (None, ""))[0] or self.files.get(local, (None, ""))[0]
+        try:
+            async with httpx.AsyncClient(timeout=5, follow_redirects=True) as client:
+                response = await client.get(url)
+                response.raise_for_status()
+                return response.content
+        except httpx.HTTPError as exc:
+            log.warning("sandbox: could not fetch input image %s (%s); drawing a placeholder", url, exc)
+            return None

@@ -1,0 +1,135 @@
+"""The sandbox server: every protocol mounted under /<provider>, files under /files, controls under /_sandbox."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+
+import uvicorn
+from pydantic import SecretStr
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from playground.providers import REGISTRY
+from playground.sandbox import kie
+from playground.sandbox.core import SandboxState
+from playground.settings import Settings
+
+SANDBOX_KEY = "sandbox-key"
+FAST_POLL_S = 0.25
+
+ProtocolBuilder = Callable[[SandboxState, str, str], Starlette]
+
+# provider name -> the protocol it speaks (one line per provider)
+PROTOCOLS: dict[str, ProtocolBuilder] = {
+    "kie": kie.build,
+    "fluxapi": kie.build,
+}
+
+
+def build_app(state: SandboxState) -> Starlette:
+    """One ASGI app serving every protocol at /<provider>, plus files and controls."""
+    routes: list[Route | Mount] = [
+        Route("/files/{name}", _file(state)),
+        Route("/_sandbox/requests", _requests(state)),
+        Route("/_sandbox/faults", _faults(state), methods=["POST"]),
+    ]
+    for name, builder in PROTOCOLS.items():
+        label = REGISTRY[name].label if name in REGISTRY else name
+        routes.append(Mount(f"/{name}", app=builder(state, name, label)))
+    return Starlette(routes=routes)
+
+
+def _file(state: SandboxState) -> Callable[[Request], Response]:
+    def serve(request: Request) -> Response:
+        name = request.path_params["name"]
+        found = state.files.get(name) or state.files.get(name.rsplit(".", 1)[0])
+        if found is None:
+            return Response("not found", status_code=404)
+        return Response(found[0], media_type=found[1])
+
+    return serve  # type: ignore[return-value]
+
+
+def _requests(state: SandboxState) -> Callable[[Request], Response]:
+    def listing(request: Request) -> Response:
+        return JSONResponse([asdict(r) for r in state.requests])
+
+    return listing  # type: ignore[return-value]
+
+
+def _faults(state: SandboxState) -> Callable[[Request], Response]:
+    async def configure(request: Request) -> Response:
+        spec = (await request.json()).get("spec", "")
+        try:
+            state.configure(spec)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"ok": True})
+
+    return configure  # type: ignore[return-value]
+
+
+def sandbox_settings(settings: Settings, base_url: str, *, key: str = SANDBOX_KEY) -> Settings:
+    """Settings that point every provider at the sandbox with sandbox keys; nothing else changes."""
+    values = dict(settings.values)
+    secrets = dict(settings.secrets)
+    for name, spec in REGISTRY.items():
+        mount = f"{base_url.rstrip('/')}/{name}"
+        values[spec.base_url_env] = mount
+        for extra in spec.extra_env:
+            if extra.endswith("_BASE_URL"):
+                values[extra] = mount
+        secrets[spec.key_env] = SecretStr(key)
+    poll = settings.poll_interval_s or FAST_POLL_S
+    return settings.model_copy(update={"values": values, "secrets": secrets, "poll_interval_s": poll, "sandbox": True})
+
+
+def state_from_env(environ: Mapping[str, str] | None = None) -> SandboxState:
+    """A sandbox state configured by SANDBOX_JOB_SECONDS and SANDBOX_FAULTS."""
+    env = os.environ if environ is None else environ
+    seconds = env.get("SANDBOX_JOB_SECONDS")
+    state = SandboxState(job_seconds=float(seconds) if seconds else None)
+    state.configure(env.get("SANDBOX_FAULTS", ""))
+    return state
+
+
+class SandboxServer:
+    """The sandbox on a loopback port, served by uvicorn in a daemon thread."""
+
+    def __init__(self, state: SandboxState | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.state = state or state_from_env()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, port))
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://{host}:{self.port}"
+        config = uvicorn.Config(build_app(self.state), log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+
+    def start(self) -> SandboxServer:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the sandbox server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=5)
+        self._sock.close()
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
