@@ -201,7 +201,7 @@ def event_json(event: JobEvent) -> dict[str, Any]:
         out.update(files=[r.path], image_url=r.image_url, latency_s=r.latency_s, cost_usd=r.cost_usd,
                    width=r.width, height=r.height, mime_type=r.mime_type, sent=r.sent.body)
     if event.error is not None:
-        out.update(error=event.error, code=event.code)
+        out.update(error=event.error, code=event.code, kind=event.kind)
     return out
 
 

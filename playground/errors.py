@@ -20,6 +20,7 @@
     + JobCanceledError              canceled by the provider or by us
     + JobTimeoutError               not finished before our deadline; resumable by task id
     + ResultImageError              the result could not be downloaded or is not an image
+  x WebhookError                  an incoming callback is forged, stale, replayed or unreadable
 
 ``str(error)`` is one sentence a person can act on. ``code`` is a short machine word
 (the provider's own code when it gave one).
@@ -161,6 +162,12 @@ class JobTimeoutError(JobError):
 
 class ResultImageError(JobError):
     default_code = "bad_result"
+
+
+class WebhookError(PlaygroundError):
+    """A callback delivery that must not be trusted: bad signature, stale timestamp, unreadable body."""
+
+    default_code = "webhook_rejected"
 
 
 _STATUS_ERRORS: dict[int, type[ProviderHTTPError]] = {

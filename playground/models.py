@@ -202,6 +202,7 @@ class JobEvent(BaseModel):
     result: JobResult | None = None
     error: str | None = None
     code: str | None = None
+    kind: str | None = None
 
     @property
     def key(self) -> str:

@@ -44,6 +44,8 @@ from playground.settings import Settings
 
 log = logging.getLogger(__name__)
 
+RUNNING_EVENT_EVERY_S = 1.0  # at most one "running" event per job per second
+
 Target = tuple[str, ModelId]
 Emit = Callable[[JobEvent], None]
 
@@ -234,8 +236,9 @@ class _Run:
                     provider=spec.name,
                     task_id=job.task_id,
                 )
-            if status is not None:
-                tracker.emit("running", f"running {tracker.elapsed():.1f} s")
+            if status is not None and tracker.elapsed() - tracker.last_running >= RUNNING_EVENT_EVERY_S:
+                tracker.last_running = tracker.elapsed()
+                tracker.emit("running", f"running {tracker.last_running:.1f} s")
             await sleep(min(schedule.interval_s, deadline - now))
 
     async def _keep(self, tracker: _Tracker, spec: ProviderSpec, job: JobRef, url: str) -> JobResult:
@@ -326,6 +329,7 @@ class _Tracker:
         self.started = run.service._clock()
         self.task_id: str | None = None
         self.sent: WireRequest | None = None
+        self.last_running = 0.0
 
     def elapsed(self) -> float:
         return self.run.service._clock() - self.started
@@ -348,4 +352,4 @@ class _Tracker:
 
     def fail(self, exc: PlaygroundError) -> None:
         state: JobState = "canceled" if isinstance(exc, JobCanceledError) else "failed"
-        self.emit(state, f"{state}: {exc}", error=str(exc), code=exc.code)
+        self.emit(state, f"{state}: {exc}", error=str(exc), code=exc.code, kind=type(exc).default_code)

@@ -30,6 +30,7 @@ def get_spec(name: str) -> ProviderSpec:
 def provider_config(spec: ProviderSpec, settings: Settings, key: SecretStr | None = None) -> ProviderConfig:
     """Where and as whom to reach ``spec``: base URL from settings, key from ``key`` or settings."""
     extra = {name: settings.value(name, default) for name, default in spec.extra_env.items()}
+    secrets = {name: secret for name in spec.extra_env if (secret := settings.secret(name)) is not None}
     return ProviderConfig(
         name=spec.name,
         label=spec.label,
@@ -37,6 +38,7 @@ def provider_config(spec: ProviderSpec, settings: Settings, key: SecretStr | Non
         api_key=key or settings.secret(spec.key_env),
         key_env=spec.key_env,
         extra=extra,
+        secrets=secrets,
     )
 
 

@@ -43,6 +43,7 @@ class ProviderConfig:
     api_key: SecretStr | None
     key_env: str
     extra: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, SecretStr] = field(default_factory=dict, repr=False)
 
     def bearer(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.key()}"}
@@ -52,6 +53,24 @@ class ProviderConfig:
 
     def url(self, path: str) -> str:
         return self.base_url.rstrip("/") + path
+
+    def secret(self, name: str) -> str | None:
+        """An extra secret (a callback signing secret, say) by its environment name."""
+        value = self.secrets.get(name)
+        return value.get_secret_value() if value else None
+
+
+@dataclass(frozen=True)
+class CallbackUpdate:
+    """What one callback delivery says about one job, after its signature was checked.
+
+    ``status`` is None when the provider signs nothing: the service then confirms with status()
+    before trusting it. ``delivery_id`` lets the receiver drop duplicate deliveries.
+    """
+
+    task_id: str
+    status: JobStatus | None
+    delivery_id: str | None = None
 
 
 class Provider(Protocol):
@@ -65,6 +84,13 @@ class Provider(Protocol):
 
     async def status(self, job: JobRef) -> JobStatus:
         """Read the job's status once, normalised."""
+        ...
+
+    def parse_callback(self, headers: Mapping[str, str], body: bytes, *, now: float) -> CallbackUpdate:
+        """Verify one callback delivery (as the provider documents) and read it; WebhookError if untrusted.
+
+        ``headers`` has lower-case names; ``now`` is Unix seconds (for timestamp windows).
+        """
         ...
 
 

@@ -9,17 +9,29 @@ lives only 10 minutes [seed002], which is why the service downloads at once.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from playground.errors import UnexpectedResponseError, error_for_status
+from playground.errors import UnexpectedResponseError, WebhookError, error_for_status
 from playground.http import HttpClient
 from playground.models import Capabilities, GenerationRequest, InputImage, JobRef, JobStatus, Submission
-from playground.providers.base import PollSchedule, ProviderConfig, ProviderSpec, compact, data_uri, first_str, wire
+from playground.providers.base import (
+    CallbackUpdate,
+    PollSchedule,
+    ProviderConfig,
+    ProviderSpec,
+    compact,
+    data_uri,
+    first_str,
+    wire,
+)
 
 GENERATE_PATH = "/api/v1/flux/kontext/generate"
 RECORD_PATH = "/api/v1/flux/kontext/record-info"
@@ -27,6 +39,9 @@ UPLOAD_PATH = "/api/file-base64-upload"  # KIE File Upload API, base https://kie
 UPLOAD_FOLDER = "kontext-playground"
 _MODERATION = re.compile(r"flag|prohibit|content polic|nsfw|moderat|sensitive|violat", re.IGNORECASE)
 _FAILED_FLAGS = {2: "the task could not be created", 3: "generation failed"}
+HMAC_KEY_ENV = "KIE_WEBHOOK_HMAC_KEY"
+# KIE documents no window for X-Webhook-Timestamp; we use the 300 s the other providers use.
+CALLBACK_WINDOW_S = 300
 
 
 class KieProvider:
@@ -53,6 +68,19 @@ class KieProvider:
         params = {"taskId": job.task_id}
         response = await self._http.fetch("GET", url, params=params, headers=self._config.bearer(), check=self._check)
         return to_status(_data(response))
+
+    def parse_callback(self, headers: Mapping[str, str], body: bytes, *, now: float) -> CallbackUpdate:
+        """KIE signs (optionally) taskId.timestamp; FluxAPI.ai documents no signature, so it is confirmed by status()."""
+        payload = _json_object(body, self.spec.label)
+        data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+        task_id = first_str(data.get("taskId"), data.get("task_id"))
+        if task_id is None:
+            raise WebhookError(f"{self.spec.label} callback has no data.taskId.", provider=self.spec.name)
+        key = self._config.secret(HMAC_KEY_ENV)
+        if key is None:
+            return CallbackUpdate(task_id=task_id, status=None)
+        verify_kie_signature(headers, task_id, key, now=now, provider=self.spec.name)
+        return CallbackUpdate(task_id=task_id, status=callback_status(payload))
 
     async def _image_ref(self, image: InputImage) -> str:
         if image.url:
@@ -117,6 +145,45 @@ def to_status(data: dict[str, Any]) -> JobStatus:
     return JobStatus(state="running", raw=data)
 
 
+def kie_signature(task_id: str, timestamp: str, key: str) -> str:
+    """base64(HMAC-SHA256(key, taskId + "." + timestamp)); the body is not signed [providers.md 4]."""
+    mac = hmac.new(key.encode(), f"{task_id}.{timestamp}".encode(), hashlib.sha256).digest()
+    return base64.b64encode(mac).decode()
+
+
+def verify_kie_signature(headers: Mapping[str, str], task_id: str, key: str, *, now: float, provider: str) -> None:
+    timestamp = headers.get("x-webhook-timestamp", "")
+    signature = headers.get("x-webhook-signature", "")
+    if not timestamp.isdigit() or not signature:
+        raise WebhookError("KIE callback is missing X-Webhook-Timestamp or X-Webhook-Signature.", provider=provider)
+    if abs(now - int(timestamp)) > CALLBACK_WINDOW_S:
+        raise WebhookError(f"KIE callback timestamp is more than {CALLBACK_WINDOW_S} s off.", provider=provider)
+    if not hmac.compare_digest(kie_signature(task_id, timestamp, key), signature):
+        raise WebhookError("KIE callback signature does not match.", provider=provider)
+
+
+def callback_status(payload: dict[str, Any]) -> JobStatus:
+    """A callback body as a status: code 200 with data.info, or an error code with msg [seed004]."""
+    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    if payload.get("code") == 200:
+        return JobStatus(state="succeeded", image_urls=_result_urls(data.get("info")), raw=payload)
+    message = first_str(payload.get("msg")) or "generation failed"
+    return JobStatus(
+        state="failed", error=message, error_code=str(payload.get("code")),
+        moderated=bool(_MODERATION.search(message)), raw=payload,
+    )
+
+
+def _json_object(body: bytes, label: str) -> dict[str, Any]:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise WebhookError(f"{label} callback body is not a JSON object.")
+    return payload
+
+
 def _result_urls(response: Any) -> tuple[str, ...]:
     if isinstance(response, str):  # seen as a JSON string in third-party code [providers.md 4]
         try:
@@ -160,7 +227,7 @@ KIE = ProviderSpec(
     capabilities=Capabilities(**_CAPS, upload=True),  # type: ignore[arg-type]
     poll=_POLL,
     prices={},  # KIE publishes only "30-50 % below official" [providers.md 4]: unknown per image
-    extra_env={"KIE_UPLOAD_BASE_URL": "https://kieai.redpandaai.co"},
+    extra_env={"KIE_UPLOAD_BASE_URL": "https://kieai.redpandaai.co", HMAC_KEY_ENV: ""},
     docs_url="https://docs.kie.ai/flux-kontext-api/generate-or-edit-image",
 )
 

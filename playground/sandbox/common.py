@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+import httpx
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from playground.sandbox.core import RETRY_AFTER_S, SandboxState, Stage
+from playground.sandbox.core import RETRY_AFTER_S, SandboxJob, SandboxState, Stage
+
+log = logging.getLogger(__name__)
 
 ErrorShape = Callable[[int, str, str], Response]
 """A protocol's error answer: (status, message, machine code) -> Response."""
@@ -59,3 +64,34 @@ async def fault(state: SandboxState, provider: str, stage: Stage, error: ErrorSh
 
 def json_response(body: dict[str, Any], status: int = 200) -> JSONResponse:
     return JSONResponse(body, status_code=status)
+
+
+CallbackBuilder = Callable[[SandboxJob], Awaitable[tuple[bytes, dict[str, str]]]]
+"""Builds a job's callback delivery: (raw JSON body, extra headers such as signatures)."""
+
+
+def schedule_callback(state: SandboxState, job: SandboxJob, build: CallbackBuilder) -> None:
+    """POST the job's callback when it ends, as the provider would (never for a job that never ends)."""
+    if not job.callback_url or job.outcome == "never":
+        return
+
+    async def deliver() -> None:
+        await asyncio.sleep(job.duration_s)
+        body, headers = await build(job)
+        for _ in range(state.callback_copies):
+            await _post(state, job, body, headers)
+
+    task = asyncio.get_running_loop().create_task(deliver())
+    state.background.add(task)
+    task.add_done_callback(state.background.discard)
+
+
+async def _post(state: SandboxState, job: SandboxJob, body: bytes, headers: dict[str, str]) -> None:
+    assert job.callback_url is not None
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.post(job.callback_url, content=body, headers={"content-type": "application/json", **headers})
+        state.callbacks_sent.append((job.provider, job.id, response.status_code))
+    except httpx.HTTPError as exc:
+        log.warning("sandbox: callback to %s failed (%s)", job.callback_url, exc)
+        state.callbacks_sent.append((job.provider, job.id, 0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import re
@@ -85,6 +86,10 @@ class SandboxState:
         self._outcomes: dict[str, Outcome] = {}
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+        self.callback_copies = 1
+        self.signing_secrets: dict[str, str] = {}  # provider -> secret, overriding the module's default
+        self.callbacks_sent: list[tuple[str, str, int]] = []
+        self.background: set[asyncio.Task[None]] = set()
 
     # --- configuration ---------------------------------------------------------------------
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from playground.sandbox.common import bearer, fault, json_body, origin
+from playground.providers.kie import kie_signature
+from playground.sandbox.common import bearer, fault, json_body, origin, schedule_callback
 from playground.sandbox.core import SandboxJob, SandboxState
 
 MODELS = {"flux-kontext-pro", "flux-kontext-max"}
@@ -26,6 +29,7 @@ FIELDS = {
     "promptUpsampling", "safetyTolerance", "callBackUrl", "uploadCn", "watermark",
 }
 MODERATED_MSG = "Your prompt was flagged by Website as violating content policies"
+SANDBOX_SECRETS = {"KIE_WEBHOOK_HMAC_KEY": "sandbox-kie-hmac-key"}  # KIE signs; FluxAPI.ai does not
 
 
 def error(status: int, message: str, code: str = "") -> Response:
@@ -55,6 +59,7 @@ def build(state: SandboxState, name: str, label: str) -> Starlette:
             aspect_ratio=body.get("aspectRatio"), output_format=body.get("outputFormat", "jpeg"),
             input_url=body.get("inputImage"), callback_url=body.get("callBackUrl"),
         )
+        schedule_callback(state, job, lambda j: callback(state, j, origin(request), label, name))
         return JSONResponse({"code": 200, "msg": "success", "data": {"taskId": job.id}})
 
     async def record_info(request: Request) -> Response:
@@ -130,7 +135,7 @@ async def record(state: SandboxState, job: SandboxJob, base: str, label: str) ->
     """The record-info data of a job, as it is right now."""
     now = state.clock()
     data: dict[str, Any] = {
-        "taskId": job.id, "paramJson": __import__("json").dumps(job.body), "response": None,
+        "taskId": job.id, "paramJson": json.dumps(job.body), "response": None,
         "successFlag": 0, "errorCode": None, "errorMessage": "", "createTime": _iso(datetime.now(UTC)),
         "completeTime": None,
     }
@@ -145,6 +150,24 @@ async def record(state: SandboxState, job: SandboxJob, base: str, label: str) ->
     else:
         data.update(successFlag=3, errorCode=501, errorMessage="Image generation task failed")
     return data
+
+
+async def callback(state: SandboxState, job: SandboxJob, base: str, label: str, name: str) -> tuple[bytes, dict[str, str]]:
+    """The callback KIE POSTs when a job ends; result under data.info (not data.response) [seed004]."""
+    if job.outcome == "success":
+        url = await state.result_url(job, base, label)
+        body = {"code": 200, "msg": "BFL image generated successfully.",
+                "data": {"taskId": job.id, "info": {"originImageUrl": url, "resultImageUrl": url}}}
+    elif job.outcome == "moderate":
+        body = {"code": 400, "msg": MODERATED_MSG, "data": {"taskId": job.id}}
+    else:
+        body = {"code": 501, "msg": "Image generation task failed", "data": {"taskId": job.id}}
+    headers: dict[str, str] = {}
+    if name == "kie":
+        timestamp = str(int(time.time()))
+        key = state.signing_secrets.get(name, SANDBOX_SECRETS["KIE_WEBHOOK_HMAC_KEY"])
+        headers = {"X-Webhook-Timestamp": timestamp, "X-Webhook-Signature": kie_signature(job.id, timestamp, key)}
+    return json.dumps(body).encode(), headers
 
 
 def _decode(value: Any) -> tuple[bytes | None, str]:

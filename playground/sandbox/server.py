@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
+from types import ModuleType
 
 import uvicorn
 from pydantic import SecretStr
@@ -24,12 +25,11 @@ from playground.settings import Settings
 SANDBOX_KEY = "sandbox-key"
 FAST_POLL_S = 0.25
 
-ProtocolBuilder = Callable[[SandboxState, str, str], Starlette]
-
-# provider name -> the protocol it speaks (one line per provider)
-PROTOCOLS: dict[str, ProtocolBuilder] = {
-    "kie": kie.build,
-    "fluxapi": kie.build,
+# provider name -> the sandbox module of the protocol it speaks (one line per provider). A module
+# has build(state, name, label) -> Starlette and SANDBOX_SECRETS: env name -> value it signs with.
+PROTOCOLS: dict[str, ModuleType] = {
+    "kie": kie,
+    "fluxapi": kie,
 }
 
 
@@ -40,9 +40,9 @@ def build_app(state: SandboxState) -> Starlette:
         Route("/_sandbox/requests", _requests(state)),
         Route("/_sandbox/faults", _faults(state), methods=["POST"]),
     ]
-    for name, builder in PROTOCOLS.items():
+    for name, module in PROTOCOLS.items():
         label = REGISTRY[name].label if name in REGISTRY else name
-        routes.append(Mount(f"/{name}", app=builder(state, name, label)))
+        routes.append(Mount(f"/{name}", app=module.build(state, name, label)))
     return Starlette(routes=routes)
 
 
@@ -87,6 +87,8 @@ def sandbox_settings(settings: Settings, base_url: str, *, key: str = SANDBOX_KE
             if extra.endswith("_BASE_URL"):
                 values[extra] = mount
         secrets[spec.key_env] = SecretStr(key)
+        signing = getattr(PROTOCOLS.get(name), "SANDBOX_SECRETS", {})
+        secrets.update({env: SecretStr(v) for env, v in signing.items() if env in spec.extra_env})
     poll = settings.poll_interval_s or FAST_POLL_S
     return settings.model_copy(update={"values": values, "secrets": secrets, "poll_interval_s": poll, "sandbox": True})
 

@@ -1,0 +1,69 @@
+"""Shared fixtures: no provider env leaks in, a fresh sandbox over real loopback HTTP per test."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from playground.models import GenerationRequest, JobEvent
+from playground.sandbox.core import SandboxState
+from playground.sandbox.server import SandboxServer, sandbox_settings
+from playground.service import GenerationService
+from playground.settings import Settings
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+TEST_KEY = "test-key"
+PROVIDER_PREFIXES = ("KIE_", "FLUXAPI_", "RUNAPI_", "RUNFLOW_", "APIXO_", "BFL_", "FAL_", "REPLICATE_", "SANDBOX_", "PLAYGROUND_")
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real keys or base URLs in the developer's shell must never reach a test."""
+    for name in list(os.environ):
+        if name.startswith(PROVIDER_PREFIXES) or name == "PUBLIC_BASE_URL":
+            monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    """A fresh sandbox (0.3 s jobs, every provider expecting TEST_KEY) on a loopback port."""
+    state = SandboxState(job_seconds=0.3, keys={}, seed=1)
+    with SandboxServer(state) as server:
+        yield server
+
+
+@pytest.fixture
+def settings(sandbox: SandboxServer, tmp_path: Path) -> Settings:
+    base = Settings(out_dir=tmp_path / "out", poll_interval_s=0.05, job_timeout_s=10)
+    return sandbox_settings(base, sandbox.url, key=TEST_KEY)
+
+
+@pytest.fixture
+async def service(settings: Settings) -> AsyncIterator[GenerationService]:
+    svc = GenerationService(settings)
+    yield svc
+    await svc.aclose()
+
+
+def png_bytes(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, format="PNG")
+    return out.getvalue()
+
+
+async def collect(service: GenerationService, request: GenerationRequest, targets: list[tuple[str, str]], **kw: object) -> list[JobEvent]:
+    return [event async for event in service.run(request, targets, **kw)]  # type: ignore[arg-type]
+
+
+def final(events: list[JobEvent], provider: str, model: str = "flux-kontext-pro") -> JobEvent:
+    mine = [e for e in events if e.provider == provider and e.model == model]
+    assert mine, f"no events for {provider} {model}"
+    return mine[-1]
