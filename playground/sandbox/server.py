@@ -20,7 +20,7 @@ from starlette.routing import Mount, Route
 from playground.providers import REGISTRY
 from playground.sandbox import kie
 from playground.sandbox.core import SandboxState
-from playground.settings import Settings
+from playground.settings import Settings, is_secret_name
 
 SANDBOX_KEY = "sandbox-key"
 FAST_POLL_S = 0.25
@@ -88,7 +88,13 @@ def sandbox_settings(settings: Settings, base_url: str, *, key: str = SANDBOX_KE
                 values[extra] = mount
         secrets[spec.key_env] = SecretStr(key)
         signing = getattr(PROTOCOLS.get(name), "SANDBOX_SECRETS", {})
-        secrets.update({env: SecretStr(v) for env, v in signing.items() if env in spec.extra_env})
+        for env, value in signing.items():
+            if env not in spec.extra_env:
+                continue
+            if is_secret_name(env):
+                secrets[env] = SecretStr(value)
+            else:
+                values[env] = value
     poll = settings.poll_interval_s or FAST_POLL_S
     return settings.model_copy(update={"values": values, "secrets": secrets, "poll_interval_s": poll, "sandbox": True})
 
