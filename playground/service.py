@@ -91,20 +91,32 @@ class GenerationService:
             await self._client.aclose()
             self._client = None
 
-    def is_configured(self, name: str, keys: Mapping[str, SecretStr] | None = None) -> bool:
-        """Whether ``name`` has a key, from the visitor's ``keys`` or the server's settings."""
+    def is_configured(
+        self, name: str, keys: Mapping[str, SecretStr] | None = None, *, server_keys: bool = True
+    ) -> bool:
+        """Whether ``name`` has a key: the visitor's (``keys``) or, if allowed, the server's."""
         spec = get_spec(name)
-        return bool((keys or {}).get(spec.key_env) or self.settings.secret(spec.key_env))
+        return bool((keys or {}).get(spec.key_env) or (server_keys and self.settings.secret(spec.key_env)))
 
-    def provider(self, name: str, keys: Mapping[str, SecretStr] | None = None) -> Provider:
-        """A ready provider adapter for ``name``; ConfigError if it has no key."""
+    def provider(
+        self, name: str, keys: Mapping[str, SecretStr] | None = None, *, server_keys: bool = True
+    ) -> Provider:
+        """A ready provider adapter for ``name``; ConfigError if it has no usable key.
+
+        A visitor's key (``keys``, by env name) wins over the server's; ``server_keys=False``
+        refuses the server's own keys (a shared link whose operator did not allow strangers to spend them).
+        """
         spec = self.specs.get(name) or get_spec(name)
         key = (keys or {}).get(spec.key_env)
         config = provider_config(spec, self.settings, key)
+        if key is None and not server_keys and not self.settings.sandbox:
+            config = provider_config(spec, self.settings.model_copy(update={"secrets": {}}), None)
         if config.api_key is None:
             raise ConfigError(
                 f"{spec.label} has no API key: set {spec.key_env} in .env or the environment, "
                 "or use the sandbox (--sandbox)."
+                if server_keys
+                else f"{spec.label} needs your own API key on this shared page: enter it under Keys ({spec.key_env})."
             )
         http = HttpClient(self.client, provider=spec.name, label=spec.label, key_env=spec.key_env, sleep=self._sleep)
         return spec.factory(config, http)
@@ -114,16 +126,24 @@ class GenerationService:
         request: GenerationRequest,
         targets: Sequence[Target],
         keys: Mapping[str, SecretStr] | None = None,
+        *,
+        server_keys: bool = True,
+        vary_seed: bool = False,
     ) -> list[PlannedJob]:
-        """Check every target before anything is sent; raise the first problem found."""
+        """Check every target before anything is sent; raise the first problem found.
+
+        ``vary_seed`` gives target i the seed ``request.seed + i`` instead of one seed for all.
+        """
         if not targets:
             raise ConfigError("No provider chosen: pick at least one provider and model.")
         plans = []
-        for name, model in dict.fromkeys(targets):
+        for i, (name, model) in enumerate(dict.fromkeys(targets)):
             spec = self.specs.get(name) or get_spec(name)
             job_request = request.with_model(model)
+            if vary_seed and request.seed is not None:
+                job_request = job_request.model_copy(update={"seed": (request.seed + i) % 2**32})
             notes = check_request(spec.label, spec.capabilities, job_request)
-            plans.append(PlannedJob(spec, self.provider(name, keys), job_request, notes))
+            plans.append(PlannedJob(spec, self.provider(name, keys, server_keys=server_keys), job_request, notes))
         return plans
 
     async def run(
@@ -132,11 +152,16 @@ class GenerationService:
         targets: Sequence[Target],
         *,
         keys: Mapping[str, SecretStr] | None = None,
+        server_keys: bool = True,
+        vary_seed: bool = False,
         timeout_s: float | None = None,
         out_dir: Path | None = None,
     ) -> AsyncIterator[JobEvent]:
-        """Run every target in parallel; yield each job's events as they happen."""
-        plans = self.plan(request, targets, keys)
+        """Run every target in parallel; yield each job's events as they happen.
+
+        Every check runs before the first request is sent, so a bad target sends nothing at all.
+        """
+        plans = self.plan(request, targets, keys, server_keys=server_keys, vary_seed=vary_seed)
         run = _Run(self, uuid.uuid4().hex[:12], timeout_s, out_dir)
         async for event in run.stream([run.job(plan) for plan in plans]):
             yield event
