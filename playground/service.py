@@ -45,6 +45,7 @@ from playground.settings import Settings
 log = logging.getLogger(__name__)
 
 RUNNING_EVENT_EVERY_S = 1.0  # at most one "running" event per job per second
+MAX_UNREADABLE_STATUSES = 3  # a gateway page now and then is weather; three in a row is a broken API
 
 Target = tuple[str, ModelId]
 Emit = Callable[[JobEvent], None]
@@ -249,8 +250,16 @@ class _Run:
         schedule = self.service.poll_schedule(spec)
         deadline = tracker.started + self.timeout_s
         await sleep(min(schedule.first_s, max(0.0, deadline - clock())))
+        unreadable = 0
         while True:
-            status = await _read_status(provider, job)
+            try:
+                status = await _read_status(provider, job)
+                unreadable = 0
+            except UnexpectedResponseError:
+                unreadable += 1
+                if unreadable >= MAX_UNREADABLE_STATUSES:
+                    raise
+                status = None
             if status is not None and status.is_terminal:
                 return status
             now = clock()

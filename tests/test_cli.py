@@ -1,0 +1,93 @@
+"""The CLI: exit statuses, one clear sentence on bad input with nothing sent, JSON lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from playground.cli import main
+from tests.conftest import png_bytes
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(argv: list[str], settings, capsys) -> tuple[int, list[dict], str]:
+    code = main(argv, settings=settings)
+    out, err = capsys.readouterr()
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return code, lines, err
+
+
+def generate(*extra: str) -> list[str]:
+    return ["generate", "--provider", "kie", "--json", *extra]
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--prompt", "   "], "the prompt is empty"),
+        (["--prompt", "fox", "--provider", "nope"], "Unknown provider 'nope'"),
+        (["--prompt", "fox", "--aspect-ratio", "5:4"], "does not support aspect ratio 5:4"),
+        (["--prompt", "fox", "--aspect-ratio", "wide"], "not of the form W:H"),
+        (["--prompt", "fox", "--safety-tolerance", "9"], "safety tolerance"),
+    ],
+)
+def test_bad_input_exits_2_with_one_sentence_and_sends_nothing(extra, fragment, settings, sandbox, capsys):
+    code, lines, err = run(generate(*extra), settings, capsys)
+    assert code == 2
+    assert fragment in err
+    assert len(err.strip().splitlines()) == 1
+    assert lines == [] and sandbox.state.count() == 0
+
+
+def test_a_text_file_as_image_exits_2(settings, sandbox, capsys, tmp_path):
+    note = tmp_path / "notes.txt"
+    note.write_text("not an image")
+    code, _, err = run(generate("--prompt", "fox", "--image", str(note)), settings, capsys)
+    assert code == 2 and "notes.txt is not a readable image" in err
+    assert sandbox.state.count() == 0
+
+
+def test_a_missing_key_exits_2_naming_the_variable(settings, sandbox, capsys):
+    bare = settings.model_copy(update={"secrets": {}, "sandbox": False})
+    code, _, err = run(generate("--prompt", "fox"), bare, capsys)
+    assert code == 2 and "KIE_API_KEY" in err
+    assert sandbox.state.count() == 0
+
+
+def test_success_prints_json_lines_ending_in_succeeded_and_writes_the_image(settings, capsys, tmp_path):
+    code, lines, _ = run(generate("--prompt", "fox", "--aspect-ratio", "9:16", "--out", str(tmp_path)), settings, capsys)
+    assert code == 0
+    assert lines[-1]["state"] == "succeeded" and lines[-1]["task_id"]
+    assert {"provider", "model", "state", "task_id", "elapsed_s"} <= set(lines[0])
+    path = Path(lines[-1]["files"][0])
+    assert path.parent.parent == tmp_path
+    with Image.open(path) as img:
+        assert img.height > img.width
+
+
+def test_a_failed_job_exits_1_with_error_and_code(settings, capsys):
+    code, lines, _ = run(generate("--prompt", "fox sandbox:moderate"), settings, capsys)
+    assert code == 1
+    assert lines[-1]["state"] == "failed" and lines[-1]["code"] == "400" and "flagged" in lines[-1]["error"]
+
+
+def test_edit_with_a_local_png_through_the_real_entry_point_and_its_own_sandbox(tmp_path):
+    image = tmp_path / "in.png"
+    image.write_bytes(png_bytes((80, 40)))
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
+    env["SANDBOX_JOB_SECONDS"] = "0.2"
+    proc = subprocess.run(
+        [sys.executable, "-m", "playground", "generate", "--sandbox", "--provider", "kie", "--prompt", "make it blue",
+         "--image", str(image), "--out", str(tmp_path / "out"), "--json"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    last = json.loads(proc.stdout.splitlines()[-1])
+    assert last["state"] == "succeeded" and Path(last["files"][0]).is_file()

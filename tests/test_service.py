@@ -1,0 +1,120 @@
+"""The generation service end to end against the sandbox: fan-out, faults, deadline, resume."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from playground.errors import ConfigError, UnsupportedParameterError
+from playground.models import GenerationRequest, JobRef
+from playground.service import GenerationService
+from tests.conftest import TEST_KEY, collect, final
+
+FOX = GenerationRequest(prompt="a red fox")
+
+
+async def test_runs_every_target_in_parallel(service, sandbox):
+    sandbox.state.job_seconds = 0.6
+    targets = [("kie", "flux-kontext-pro"), ("kie", "flux-kontext-max"), ("fluxapi", "flux-kontext-pro"), ("fluxapi", "flux-kontext-max")]
+    started = time.monotonic()
+    events = await collect(service, FOX, targets)
+    wall = time.monotonic() - started
+    assert [final(events, p, m).state for p, m in targets] == ["succeeded"] * 4
+    assert wall < 1.5, f"4 jobs of 0.6 s took {wall:.2f} s: not parallel"
+
+
+async def test_streams_queued_then_running_then_succeeded(service, sandbox):
+    events = await collect(service, FOX, [("kie", "flux-kontext-pro")])
+    states = [e.state for e in events]
+    assert states[0] == "queued" and states[1] == "running" and states[-1] == "succeeded"
+    assert events[1].task_id and events[-1].result.latency_s > 0
+
+
+async def test_429_with_retry_after_on_a_status_read_is_waited_out(service, sandbox):
+    sandbox.state.inject("kie", "status", "429")
+    events = await collect(service, FOX, [("kie", "flux-kontext-pro")])
+    assert final(events, "kie").state == "succeeded"
+    assert sandbox.state.count("kie", "create") == 1
+
+
+async def test_500_on_create_fails_the_job_once_and_is_not_retried(service, sandbox):
+    sandbox.state.inject("kie", "create", "500")
+    events = await collect(service, FOX, [("kie", "flux-kontext-pro"), ("fluxapi", "flux-kontext-pro")])
+    failed = final(events, "kie")
+    assert failed.state == "failed" and failed.kind == "unavailable"
+    assert failed.error.startswith("KIE AI is unavailable (HTTP 500)")
+    assert sandbox.state.count("kie", "create") == 1
+    assert final(events, "fluxapi").state == "succeeded"
+
+
+async def test_failed_job_surfaces_the_providers_reason(service, sandbox):
+    events = await collect(service, GenerationRequest(prompt="fox sandbox:fail"), [("kie", "flux-kontext-pro")])
+    done = final(events, "kie")
+    assert done.state == "failed" and done.kind == "job_failed"
+    assert "Image generation task failed" in done.error
+
+
+async def test_a_job_that_never_finishes_ends_at_the_deadline_naming_its_task_id(service, sandbox):
+    events = await collect(service, GenerationRequest(prompt="fox sandbox:never"), [("kie", "flux-kontext-pro")], timeout_s=0.4)
+    done = final(events, "kie")
+    assert done.state == "failed" and done.kind == "deadline"
+    assert done.task_id and done.task_id in done.error
+
+
+async def test_a_timed_out_job_is_resumed_by_task_id_without_a_second_submission(service, sandbox):
+    sandbox.state.job_seconds = 0.8
+    events = await collect(service, FOX, [("kie", "flux-kontext-max")], timeout_s=0.2)
+    timed_out = final(events, "kie", "flux-kontext-max")
+    assert timed_out.kind == "deadline"
+    job = JobRef(provider="kie", model="flux-kontext-max", task_id=timed_out.task_id)
+    resumed = [e async for e in service.resume(job)]
+    assert resumed[-1].state == "succeeded"
+    assert sandbox.state.count("kie", "create") == 1
+
+
+async def test_unreadable_status_answers_fail_the_job_after_three_in_a_row(service, sandbox):
+    sandbox.state.inject("kie", "status", "malformed", times=3)
+    events = await collect(service, FOX, [("kie", "flux-kontext-pro")])
+    done = final(events, "kie")
+    assert done.state == "failed" and done.kind == "unexpected_response"
+
+
+async def test_one_unreadable_status_answer_is_tolerated(service, sandbox):
+    sandbox.state.inject("kie", "status", "malformed")
+    events = await collect(service, FOX, [("kie", "flux-kontext-pro")])
+    assert final(events, "kie").state == "succeeded"
+
+
+async def test_plan_rejects_everything_before_sending_anything(service, sandbox):
+    with pytest.raises(UnsupportedParameterError, match="aspect ratio 5:4"):
+        service.plan(GenerationRequest(prompt="x", aspect_ratio="5:4"), [("kie", "flux-kontext-pro")])
+    with pytest.raises(ConfigError, match="Unknown provider 'nope'"):
+        service.plan(FOX, [("kie", "flux-kontext-pro"), ("nope", "flux-kontext-pro")])
+    assert sandbox.state.count() == 0
+
+
+async def test_a_missing_key_names_the_variable_to_set(settings):
+    bare = settings.model_copy(update={"secrets": {}, "sandbox": False})
+    with pytest.raises(ConfigError, match="set KIE_API_KEY"):
+        GenerationService(bare).plan(FOX, [("kie", "flux-kontext-pro")])
+
+
+async def test_server_keys_can_be_refused_and_a_visitor_key_used_instead(settings, sandbox):
+    real = settings.model_copy(update={"sandbox": False})
+    service = GenerationService(real)
+    with pytest.raises(ConfigError, match="your own API key"):
+        service.plan(FOX, [("kie", "flux-kontext-pro")], server_keys=False)
+    from pydantic import SecretStr
+
+    sandbox.state.keys["kie"] = "visitor-key"
+    events = [e async for e in service.run(FOX, [("kie", "flux-kontext-pro")], keys={"KIE_API_KEY": SecretStr("visitor-key")}, server_keys=False)]
+    assert final(events, "kie").state == "succeeded"
+    await service.aclose()
+    assert TEST_KEY != "visitor-key"
+
+
+async def test_vary_seed_gives_each_target_its_own_seed(service):
+    plans = service.plan(GenerationRequest(prompt="x", seed=7), [("kie", "flux-kontext-pro"), ("fluxapi", "flux-kontext-pro")], vary_seed=True)
+    assert [p.request.seed for p in plans] == [7, 8]
+    assert plans[0].notes == ("seed ignored by KIE AI (its API has no seed)",)
