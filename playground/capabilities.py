@@ -6,14 +6,25 @@ from playground.errors import UnsupportedParameterError
 from playground.models import Capabilities, GenerationRequest
 
 
-def check_request(label: str, caps: Capabilities, request: GenerationRequest) -> tuple[str, ...]:
-    """Raise UnsupportedParameterError for a value ``label`` cannot take; return notes on ignored ones."""
-    for problem in _problems(label, caps, request):
+def check_request(
+    label: str, caps: Capabilities, request: GenerationRequest, *, can_host: bool = False
+) -> tuple[str, ...]:
+    """Raise UnsupportedParameterError for a value ``label`` cannot take; return notes on ignored ones.
+
+    ``can_host``: the playground can serve a local input at a public URL itself.
+    """
+    for problem in _problems(label, caps, request, can_host):
         raise UnsupportedParameterError(problem)
     return _ignored(label, caps, request)
 
 
-def _problems(label: str, caps: Capabilities, request: GenerationRequest) -> list[str]:
+def needs_hosting(caps: Capabilities, request: GenerationRequest) -> bool:
+    """Whether the request's input image is a local file this provider can take only as a URL."""
+    image = request.image
+    return image is not None and image.is_local and not (caps.upload or caps.inline_image)
+
+
+def _problems(label: str, caps: Capabilities, request: GenerationRequest, can_host: bool) -> list[str]:
     problems: list[str] = []
     if request.model not in caps.models:
         problems.append(f"{label} does not offer {request.model}; choose {' or '.join(caps.models)}.")
@@ -21,11 +32,10 @@ def _problems(label: str, caps: Capabilities, request: GenerationRequest) -> lis
         problems.append(f"{label} only edits images: add an input image, or choose another provider.")
     if request.is_edit and not caps.edit:
         problems.append(f"{label} cannot edit images: remove the input image, or choose another provider.")
-    image = request.image
-    if image is not None and image.is_local and not (caps.upload or caps.inline_image):
+    if needs_hosting(caps, request) and not can_host:
         problems.append(
-            f"{label} takes input images only as public URLs and has no upload API: "
-            "pass an http(s):// URL instead of a local file."
+            f"{label} takes input images only as public URLs and has no upload API: pass an http(s):// URL "
+            "instead of a local file, or set PUBLIC_BASE_URL and run the app so it can host the file."
         )
     if request.aspect_ratio and request.aspect_ratio not in caps.aspect_ratios:
         problems.append(

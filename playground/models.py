@@ -196,6 +196,7 @@ class JobEvent(BaseModel):
     state: JobState
     elapsed_s: float
     task_id: str | None = None
+    urls: dict[str, str] = Field(default_factory=dict)
     message: str = ""
     notes: tuple[str, ...] = ()
     sent: WireRequest | None = None

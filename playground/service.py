@@ -1,64 +1,40 @@
-"""The generation service: validate, fan out to (provider, model) targets, wait, download, stream events."""
+"""The generation service: validate, fan out to (provider, model) targets, stream events; callbacks in."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 from pydantic import SecretStr
 
-from playground.capabilities import check_request
-from playground.errors import (
-    ConfigError,
-    JobCanceledError,
-    JobFailedError,
-    JobModeratedError,
-    JobTimeoutError,
-    PlaygroundError,
-    ProviderError,
-    ResultImageError,
-    UnexpectedResponseError,
-)
+from playground.capabilities import check_request, needs_hosting
+from playground.errors import ConfigError, PlaygroundError, WebhookError
+from playground.hosting import InputHost
 from playground.http import HttpClient, Sleep, build_client
-from playground.images import EXTENSIONS, RESULT_FORMATS, sniff
-from playground.models import (
-    GenerationRequest,
-    JobEvent,
-    JobRef,
-    JobResult,
-    JobState,
-    JobStatus,
-    ModelId,
-    WireRequest,
-)
+from playground.inbox import Inbox
+from playground.models import GenerationRequest, JobEvent, JobRef, ModelId
 from playground.providers import REGISTRY, Provider, ProviderSpec, get_spec, provider_config
 from playground.providers.base import PollSchedule
+from playground.runner import PlannedJob, Run
 from playground.settings import Settings
 
 log = logging.getLogger(__name__)
 
-RUNNING_EVENT_EVERY_S = 1.0  # at most one "running" event per job per second
-MAX_UNREADABLE_STATUSES = 3  # a gateway page now and then is weather; three in a row is a broken API
-
 Target = tuple[str, ModelId]
-Emit = Callable[[JobEvent], None]
 
 
-@dataclass(frozen=True)
-class PlannedJob:
-    """One (provider, model) job that passed every check and is ready to submit."""
+class History(Protocol):
+    """What the service needs from a history store."""
 
-    spec: ProviderSpec
-    provider: Provider
-    request: GenerationRequest
-    notes: tuple[str, ...]
+    def start_run(self, run_id: str, request: GenerationRequest, targets: Sequence[Target], *, kind: str) -> None: ...
+
+    def record(self, event: JobEvent) -> None: ...
 
 
 class GenerationService:
@@ -72,9 +48,16 @@ class GenerationService:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        history: History | None = None,
+        input_host: InputHost | None = None,
+        callback_base_url: str | None = None,
     ) -> None:
         self.settings = settings
         self.specs = dict(specs)
+        self.history = history
+        self.input_host = input_host
+        self.callback_base_url = callback_base_url.rstrip("/") if callback_base_url else None
+        self.inbox = Inbox()
         self._transport = transport
         self._sleep = sleep
         self._clock = clock
@@ -87,16 +70,23 @@ class GenerationService:
             self._client = build_client(self.settings.http_timeout_s, self._transport)
         return self._client
 
+    @property
+    def callbacks_enabled(self) -> bool:
+        return self.callback_base_url is not None
+
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
 
+    def spec(self, name: str) -> ProviderSpec:
+        return self.specs.get(name) or get_spec(name)
+
     def is_configured(
         self, name: str, keys: Mapping[str, SecretStr] | None = None, *, server_keys: bool = True
     ) -> bool:
         """Whether ``name`` has a key: the visitor's (``keys``) or, if allowed, the server's."""
-        spec = get_spec(name)
+        spec = self.spec(name)
         return bool((keys or {}).get(spec.key_env) or (server_keys and self.settings.secret(spec.key_env)))
 
     def provider(
@@ -107,11 +97,12 @@ class GenerationService:
         A visitor's key (``keys``, by env name) wins over the server's; ``server_keys=False``
         refuses the server's own keys (a shared link whose operator did not allow strangers to spend them).
         """
-        spec = self.specs.get(name) or get_spec(name)
+        spec = self.spec(name)
         key = (keys or {}).get(spec.key_env)
-        config = provider_config(spec, self.settings, key)
-        if key is None and not server_keys and not self.settings.sandbox:
-            config = provider_config(spec, self.settings.model_copy(update={"secrets": {}}), None)
+        settings = self.settings
+        if key is None and not server_keys and not settings.sandbox:
+            settings = settings.model_copy(update={"secrets": {}})
+        config = provider_config(spec, settings, key)
         if config.api_key is None:
             raise ConfigError(
                 f"{spec.label} has no API key: set {spec.key_env} in .env or the environment, "
@@ -139,13 +130,21 @@ class GenerationService:
             raise ConfigError("No provider chosen: pick at least one provider and model.")
         plans = []
         for i, (name, model) in enumerate(dict.fromkeys(targets)):
-            spec = self.specs.get(name) or get_spec(name)
+            spec = self.spec(name)
             job_request = request.with_model(model)
             if vary_seed and request.seed is not None:
                 job_request = job_request.model_copy(update={"seed": (request.seed + i) % 2**32})
-            notes = check_request(spec.label, spec.capabilities, job_request)
-            plans.append(PlannedJob(spec, self.provider(name, keys, server_keys=server_keys), job_request, notes))
+            notes = check_request(spec.label, spec.capabilities, job_request, can_host=self.input_host is not None)
+            provider = self.provider(name, keys, server_keys=server_keys)
+            visitor_key = spec.key_env in (keys or {})
+            plans.append(PlannedJob(spec, provider, job_request, notes, self._callback_url(spec, visitor_key)))
         return plans
+
+    def _callback_url(self, spec: ProviderSpec, visitor_key: bool) -> str | None:
+        # A visitor's own account signs callbacks with a secret we do not have: poll those jobs instead.
+        if self.callback_base_url is None or not spec.capabilities.callbacks or visitor_key:
+            return None
+        return f"{self.callback_base_url}/webhooks/{spec.name}"
 
     async def run(
         self,
@@ -163,7 +162,10 @@ class GenerationService:
         Every check runs before the first request is sent, so a bad target sends nothing at all.
         """
         plans = self.plan(request, targets, keys, server_keys=server_keys, vary_seed=vary_seed)
-        run = _Run(self, uuid.uuid4().hex[:12], timeout_s, out_dir)
+        run = Run(self, uuid.uuid4().hex[:12], timeout_s, out_dir)
+        if self.history is not None:
+            kind = "edit" if request.is_edit else "generate"
+            self.history.start_run(run.run_id, request, [(p.spec.name, p.request.model) for p in plans], kind=kind)
         async for event in run.stream([run.job(plan) for plan in plans]):
             yield event
 
@@ -171,13 +173,14 @@ class GenerationService:
         self,
         job: JobRef,
         *,
+        run_id: str | None = None,
         keys: Mapping[str, SecretStr] | None = None,
         timeout_s: float | None = None,
         out_dir: Path | None = None,
     ) -> AsyncIterator[JobEvent]:
         """Wait for a job that was already submitted, by its task id; nothing is submitted again."""
-        spec = self.specs.get(job.provider) or get_spec(job.provider)
-        run = _Run(self, uuid.uuid4().hex[:12], timeout_s, out_dir)
+        spec = self.spec(job.provider)
+        run = Run(self, run_id or uuid.uuid4().hex[:12], timeout_s, out_dir)
         provider = self.provider(job.provider, keys)
         async for event in run.stream([run.resume_job(spec, provider, job)]):
             yield event
@@ -187,203 +190,37 @@ class GenerationService:
         fixed = self.settings.poll_interval_s
         return PollSchedule(fixed, fixed) if fixed else spec.poll
 
+    def hosted(self, spec: ProviderSpec, request: GenerationRequest) -> GenerationRequest:
+        """The request with a local input replaced by a hosted URL, for providers that need a URL."""
+        if self.input_host is None or request.image is None or not needs_hosting(spec.capabilities, request):
+            return request
+        return request.model_copy(update={"image": self.input_host.publish(request.image)})
 
-class _Run:
-    """One click: a set of jobs sharing a run id, an output folder and an event queue."""
-
-    def __init__(self, service: GenerationService, run_id: str, timeout_s: float | None, out_dir: Path | None):
-        self.service = service
-        self.run_id = run_id
-        self.timeout_s = timeout_s or service.settings.job_timeout_s
-        self.out_dir = (out_dir or service.settings.out_dir) / run_id
-        self.queue: asyncio.Queue[JobEvent | None] = asyncio.Queue()
-
-    async def stream(self, jobs: Sequence[Awaitable[None]]) -> AsyncIterator[JobEvent]:
-        tasks = [asyncio.ensure_future(job) for job in jobs]
-        remaining = len(tasks)
+    def keep(self, event: JobEvent) -> None:
+        """Record an event in history; a history failure is logged, never fatal to the job."""
+        if self.history is None:
+            return
         try:
-            while remaining:
-                event = await self.queue.get()
-                if event is None:
-                    remaining -= 1
-                else:
-                    yield event
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            self.history.record(event)
+        except Exception:
+            log.exception("could not record %s event for %s in history", event.state, event.key)
 
-    async def job(self, plan: PlannedJob) -> None:
-        tracker = _Tracker(self, plan.spec, plan.request.model, plan.notes)
+    def deliver_callback(self, name: str, headers: Mapping[str, str], body: bytes) -> tuple[int, str]:
+        """Handle one webhook delivery: (HTTP status to answer, short reason). Thread-safe and fast."""
         try:
-            tracker.emit("queued", "queued")
-            submission = await plan.provider.submit(plan.request)
-            tracker.task_id, tracker.sent = submission.job.task_id, submission.sent
-            await self._follow(tracker, plan.spec, plan.provider, submission.job)
+            update = self.provider(name).parse_callback({k.lower(): v for k, v in headers.items()}, body, now=time.time())
+        except WebhookError as exc:
+            log.warning("rejected a %s callback: %s", name, exc)
+            return 401, str(exc)
         except PlaygroundError as exc:
-            tracker.fail(exc)
-        except Exception as exc:  # a bug in an adapter must not take the other panels down
-            log.exception("%s: unexpected error", plan.spec.name)
-            tracker.fail(UnexpectedResponseError(f"{plan.spec.label}: internal error ({type(exc).__name__}: {exc})."))
-        finally:
-            self.queue.put_nowait(None)
-
-    async def resume_job(self, spec: ProviderSpec, provider: Provider, job: JobRef) -> None:
-        tracker = _Tracker(self, spec, job.model, ())
-        tracker.task_id = job.task_id
-        try:
-            await self._follow(tracker, spec, provider, job)
-        except PlaygroundError as exc:
-            tracker.fail(exc)
-        finally:
-            self.queue.put_nowait(None)
-
-    async def _follow(self, tracker: _Tracker, spec: ProviderSpec, provider: Provider, job: JobRef) -> None:
-        tracker.emit("running", f"submitted as {job.task_id}")
-        status = await self._wait(tracker, spec, provider, job)
-        url = _outcome(spec, job, status)
-        result = await self._keep(tracker, spec, job, url)
-        tracker.emit("succeeded", f"done in {result.latency_s:.1f} s", result=result)
-
-    async def _wait(self, tracker: _Tracker, spec: ProviderSpec, provider: Provider, job: JobRef) -> JobStatus:
-        clock, sleep = self.service._clock, self.service._sleep
-        schedule = self.service.poll_schedule(spec)
-        deadline = tracker.started + self.timeout_s
-        await sleep(min(schedule.first_s, max(0.0, deadline - clock())))
-        unreadable = 0
-        while True:
-            try:
-                status = await _read_status(provider, job)
-                unreadable = 0
-            except UnexpectedResponseError:
-                unreadable += 1
-                if unreadable >= MAX_UNREADABLE_STATUSES:
-                    raise
-                status = None
-            if status is not None and status.is_terminal:
-                return status
-            now = clock()
-            if now >= deadline:
-                raise JobTimeoutError(
-                    f"{spec.label} did not finish task {job.task_id} within {self.timeout_s:g} s; it may still be "
-                    f"running. Resume it by task id {job.task_id} (nothing will be submitted again).",
-                    provider=spec.name,
-                    task_id=job.task_id,
-                )
-            if status is not None and tracker.elapsed() - tracker.last_running >= RUNNING_EVENT_EVERY_S:
-                tracker.last_running = tracker.elapsed()
-                tracker.emit("running", f"running {tracker.last_running:.1f} s")
-            await sleep(min(schedule.interval_s, deadline - now))
-
-    async def _keep(self, tracker: _Tracker, spec: ProviderSpec, job: JobRef, url: str) -> JobResult:
-        content = await _download(self.service, spec, job, url)
-        found = sniff(content)
-        if found is None or found[0] not in RESULT_FORMATS:
-            raise ResultImageError(
-                f"{spec.label} returned a result that is not an image ({url[:80]}).", provider=spec.name, task_id=job.task_id
-            )
-        fmt, width, height = found
-        mime = RESULT_FORMATS[fmt]
-        path = self.out_dir / f"{spec.name}-{job.model}.{EXTENSIONS[mime]}"
-        _write_atomically(path, content)
-        price = spec.prices.get(job.model)
-        return JobResult(
-            path=str(path),
-            image_url=url if not url.startswith("data:") else "data: URI",
-            mime_type=mime,
-            width=width,
-            height=height,
-            size_bytes=len(content),
-            latency_s=round(tracker.elapsed(), 3),
-            cost_usd=price.usd if price else None,
-            cost_source=price.source if price else None,
-            sent=tracker.sent or WireRequest(method="GET", url="(resumed)"),
-        )
-
-
-async def _read_status(provider: Provider, job: JobRef) -> JobStatus | None:
-    """One status read; a transient failure (after the HTTP layer's retries) means 'ask again later'."""
-    try:
-        return await provider.status(job)
-    except ProviderError as exc:
-        if not exc.is_retryable:
-            raise
-        log.info("%s: status of %s unavailable for now (%s)", job.provider, job.task_id, exc.code)
-        return None
-
-
-def _outcome(spec: ProviderSpec, job: JobRef, status: JobStatus) -> str:
-    """The result URL of a terminal status, or the JobError that explains why there is none."""
-    reason = (status.error or "no reason given").strip().rstrip(".")
-    common = {"provider": spec.name, "code": status.error_code, "task_id": job.task_id}
-    if status.state == "succeeded":
-        if not status.image_urls:
-            raise ResultImageError(f"{spec.label} reported success for task {job.task_id} but gave no image URL.", **common)
-        return status.image_urls[0]
-    if status.state == "canceled":
-        raise JobCanceledError(f"{spec.label} canceled task {job.task_id}: {reason}.", **common)
-    if status.moderated:
-        raise JobModeratedError(
-            f"{spec.label} refused the job on content grounds: {reason}. Rephrase the prompt or use another image.",
-            **common,
-        )
-    raise JobFailedError(f"{spec.label} reports the job failed: {reason}.", **common)
-
-
-async def _download(service: GenerationService, spec: ProviderSpec, job: JobRef, url: str) -> bytes:
-    if url.startswith("data:"):
-        import base64
-
-        return base64.b64decode(url.split(",", 1)[1])
-    http = HttpClient(service.client, provider=spec.name, label=f"{spec.label}'s image host", sleep=service._sleep)
-    try:
-        response = await http.fetch("GET", url)
-    except ProviderError as exc:
-        raise ResultImageError(
-            f"The result of task {job.task_id} could not be downloaded: {exc}", provider=spec.name, task_id=job.task_id
-        ) from exc
-    return response.content
-
-
-def _write_atomically(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".part")
-    tmp.write_bytes(content)
-    os.replace(tmp, path)
-
-
-class _Tracker:
-    """Builds one job's events: same identity, elapsed time from submission."""
-
-    def __init__(self, run: _Run, spec: ProviderSpec, model: ModelId, notes: tuple[str, ...]):
-        self.run = run
-        self.spec = spec
-        self.model = model
-        self.notes = notes
-        self.started = run.service._clock()
-        self.task_id: str | None = None
-        self.sent: WireRequest | None = None
-        self.last_running = 0.0
-
-    def elapsed(self) -> float:
-        return self.run.service._clock() - self.started
-
-    def emit(self, state: JobState, message: str, **extra: object) -> None:
-        event = JobEvent(
-            run_id=self.run.run_id,
-            provider=self.spec.name,
-            provider_label=self.spec.label,
-            model=self.model,
-            state=state,
-            elapsed_s=round(self.elapsed(), 3),
-            task_id=self.task_id,
-            message=message,
-            notes=self.notes,
-            sent=self.sent,
-            **extra,  # type: ignore[arg-type]
-        )
-        self.run.queue.put_nowait(event)
-
-    def fail(self, exc: PlaygroundError) -> None:
-        state: JobState = "canceled" if isinstance(exc, JobCanceledError) else "failed"
-        self.emit(state, f"{state}: {exc}", error=str(exc), code=exc.code, kind=type(exc).default_code)
+            return 404, str(exc)
+        waiter = self.inbox.waiter(name, update.task_id)
+        if waiter is None and self.inbox.finished(name, update.task_id):
+            return 200, "already finished"
+        if waiter is None:
+            log.warning("ignored a %s callback for task %s, which this process is not waiting for", name, update.task_id)
+            return 404, "unknown task"
+        if not self.inbox.first_time(name, update.delivery_id):
+            return 200, "duplicate"
+        waiter.deliver(update.status)
+        return 200, "ok" if update.status is not None else "will confirm with a status read"

@@ -108,26 +108,24 @@ def state_from_env(environ: Mapping[str, str] | None = None) -> SandboxState:
     return state
 
 
-class SandboxServer:
-    """The sandbox on a loopback port, served by uvicorn in a daemon thread."""
+class LoopbackServer:
+    """Any ASGI app on a loopback port, served by uvicorn in a daemon thread."""
 
-    def __init__(self, state: SandboxState | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.state = state or state_from_env()
+    def __init__(self, app: Starlette, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self.port = self._sock.getsockname()[1]
         self.url = f"http://{host}:{self.port}"
-        config = uvicorn.Config(build_app(self.state), log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
 
-    def start(self) -> SandboxServer:
+    def start(self) -> LoopbackServer:
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the sandbox server did not start")
+                raise RuntimeError(f"the server on {self.url} did not start")
             time.sleep(0.01)
         return self
 
@@ -136,8 +134,23 @@ class SandboxServer:
         self._thread.join(timeout=5)
         self._sock.close()
 
-    def __enter__(self) -> SandboxServer:
+    def __enter__(self) -> LoopbackServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class SandboxServer(LoopbackServer):
+    """The sandbox of every protocol on a loopback port."""
+
+    def __init__(self, state: SandboxState | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.state = state or state_from_env()
+        super().__init__(build_app(self.state), host=host, port=port)
+
+    def start(self) -> SandboxServer:
+        super().start()
+        return self
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
