@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import random
 import re
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
 
 import httpx
 
@@ -73,8 +76,9 @@ class SandboxState:
         *,
         job_seconds: float | None = None,
         keys: dict[str, str] | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
         seed: int | None = None,
+        persist_dir: Path | None = None,
     ) -> None:
         self.job_seconds = job_seconds
         self.keys = keys or {}
@@ -88,6 +92,7 @@ class SandboxState:
         self._lock = threading.Lock()
         self.callback_copies = 1
         self.signing_secrets: dict[str, str] = {}  # provider -> secret, overriding the module's default
+        self.persist_dir = persist_dir
         self.callbacks_sent: list[tuple[str, str, int]] = []
         self.background: set[asyncio.Task[None]] = set()
 
@@ -122,8 +127,12 @@ class SandboxState:
     # --- requests, keys, jobs --------------------------------------------------------------
 
     def record(self, provider: str, method: str, path: str, stage: str) -> None:
+        entry = Recorded(provider, method, path, stage)
         with self._lock:
-            self.requests.append(Recorded(provider, method, path, stage))
+            self.requests.append(entry)
+            if self.persist_dir is not None:
+                with (self.persist_dir / "requests.jsonl").open("a") as log_file:
+                    log_file.write(json.dumps(asdict(entry)) + "\n")
 
     def count(self, provider: str | None = None, stage: str | None = None) -> int:
         return sum(1 for r in self.requests if provider in (None, r.provider) and stage in (None, r.stage))
@@ -148,6 +157,7 @@ class SandboxState:
             **kw,  # type: ignore[arg-type]
         )
         self.jobs[job.id] = job
+        self._save_jobs()
         return job
 
     def _duration(self, provider: str, model: str) -> float:
@@ -165,7 +175,41 @@ class SandboxState:
     def add_file(self, content: bytes, mime: str, name: str = "") -> str:
         file_id = uuid.uuid4().hex + (f"-{name}" if name else "")
         self.files[file_id] = (content, mime)
+        if self.persist_dir is not None:
+            (self.persist_dir / "files").mkdir(exist_ok=True)
+            (self.persist_dir / "files" / file_id).write_bytes(content)
+            (self.persist_dir / "files" / f"{file_id}.type").write_text(mime)
         return file_id
+
+    # --- persistence: a sandbox inside an app that is killed must remember its jobs -------
+
+    @classmethod
+    def load(cls, persist_dir: Path, **kw: Any) -> SandboxState:
+        """A state that keeps its jobs, request log and files under ``persist_dir`` (and reloads them)."""
+        persist_dir.mkdir(parents=True, exist_ok=True)
+        state = cls(persist_dir=persist_dir, **kw)
+        jobs_file = persist_dir / "jobs.json"
+        if jobs_file.exists():
+            names = {f.name for f in fields(SandboxJob)} - {"result"}
+            for raw in json.loads(jobs_file.read_text()):
+                job = SandboxJob(**{k: v for k, v in raw.items() if k in names})
+                state.jobs[job.id] = job
+        requests_file = persist_dir / "requests.jsonl"
+        if requests_file.exists():
+            state.requests = [Recorded(**json.loads(line)) for line in requests_file.read_text().splitlines() if line]
+        for path in (persist_dir / "files").glob("*.type") if (persist_dir / "files").exists() else ():
+            data = path.with_suffix("")
+            if data.exists():
+                state.files[data.name] = (data.read_bytes(), path.read_text())
+        return state
+
+    def _save_jobs(self) -> None:
+        if self.persist_dir is None:
+            return
+        rows = [{k: v for k, v in asdict(job).items() if k != "result"} for job in self.jobs.values()]
+        tmp = self.persist_dir / "jobs.json.part"
+        tmp.write_text(json.dumps(rows))
+        os.replace(tmp, self.persist_dir / "jobs.json")
 
     async def result_url(self, job: SandboxJob, origin: str, label: str) -> str:
         """Render the job's image once (fetching its input image if any) and return where it is served."""

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
+from pathlib import Path
 from types import ModuleType
 
 import uvicorn
@@ -99,11 +100,15 @@ def sandbox_settings(settings: Settings, base_url: str, *, key: str = SANDBOX_KE
     return settings.model_copy(update={"values": values, "secrets": secrets, "poll_interval_s": poll, "sandbox": True})
 
 
-def state_from_env(environ: Mapping[str, str] | None = None) -> SandboxState:
-    """A sandbox state configured by SANDBOX_JOB_SECONDS and SANDBOX_FAULTS."""
+def state_from_env(environ: Mapping[str, str] | None = None, *, persist_dir: Path | None = None) -> SandboxState:
+    """A sandbox state configured by SANDBOX_JOB_SECONDS and SANDBOX_FAULTS; kept under ``persist_dir`` if given."""
     env = os.environ if environ is None else environ
     seconds = env.get("SANDBOX_JOB_SECONDS")
-    state = SandboxState(job_seconds=float(seconds) if seconds else None)
+    job_seconds = float(seconds) if seconds else None
+    if persist_dir is not None:
+        state = SandboxState.load(persist_dir, job_seconds=job_seconds)
+    else:
+        state = SandboxState(job_seconds=job_seconds)
     state.configure(env.get("SANDBOX_FAULTS", ""))
     return state
 
