@@ -39,8 +39,7 @@ def _problems(label: str, caps: Capabilities, request: GenerationRequest, can_ho
         )
     if request.aspect_ratio and request.aspect_ratio not in caps.aspect_ratios:
         problems.append(
-            f"{label} does not support aspect ratio {request.aspect_ratio}; "
-            f"it takes {', '.join(caps.aspect_ratios)}."
+            f"{label} does not support aspect ratio {request.aspect_ratio}; it takes {', '.join(caps.aspect_ratios)}."
         )
     if request.output_format not in caps.output_formats:
         problems.append(f"{label} cannot return {request.output_format}; it returns {', '.join(caps.output_formats)}.")

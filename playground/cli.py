@@ -198,8 +198,16 @@ def event_json(event: JobEvent) -> dict[str, Any]:
         out["notes"] = list(event.notes)
     if event.result is not None:
         r = event.result
-        out.update(files=[r.path], image_url=r.image_url, latency_s=r.latency_s, cost_usd=r.cost_usd,
-                   width=r.width, height=r.height, mime_type=r.mime_type, sent=r.sent.body)
+        out.update(
+            files=[r.path],
+            image_url=r.image_url,
+            latency_s=r.latency_s,
+            cost_usd=r.cost_usd,
+            width=r.width,
+            height=r.height,
+            mime_type=r.mime_type,
+            sent=r.sent.body,
+        )
     if event.error is not None:
         out.update(error=event.error, code=event.code, kind=event.kind)
     return out

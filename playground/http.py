@@ -86,10 +86,14 @@ class HttpClient:
         try:
             response = await self.client.request(method, url, **kw)
         except httpx.TimeoutException as exc:
-            raise ProviderTimeoutError(self._no_answer("did not answer in time", creating), provider=self.provider) from exc
+            raise ProviderTimeoutError(
+                self._no_answer("did not answer in time", creating), provider=self.provider
+            ) from exc
         except httpx.TransportError as exc:
             reason = type(exc).__name__
-            raise ProviderConnectionError(self._no_answer(f"could not be reached ({reason})", creating), provider=self.provider) from exc
+            raise ProviderConnectionError(
+                self._no_answer(f"could not be reached ({reason})", creating), provider=self.provider
+            ) from exc
         if response.is_error:
             raise self.error_from_response(response)
         if check is not None:
@@ -196,5 +200,5 @@ def retry_delay_s(attempt: int, retry_after_s: float | None, *, rng: Callable[[]
     """How long to wait before retry number ``attempt + 1``: Retry-After if given, else jittered backoff."""
     if retry_after_s is not None:
         return min(retry_after_s, MAX_RETRY_AFTER_S)
-    backoff = min(MAX_RETRY_DELAY_S, INITIAL_RETRY_DELAY_S * 2**attempt)
+    backoff = min(MAX_RETRY_DELAY_S, INITIAL_RETRY_DELAY_S * float(2**attempt))
     return backoff * (0.5 + rng() / 2)

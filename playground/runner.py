@@ -119,7 +119,9 @@ class Run:
         result = await self._keep(tracker, spec, job, url)
         tracker.emit("succeeded", f"done in {result.latency_s:.1f} s", result=result)
 
-    async def _wait(self, tracker: Tracker, spec: ProviderSpec, provider: Provider, job: JobRef, waiter: Waiter) -> JobStatus:
+    async def _wait(
+        self, tracker: Tracker, spec: ProviderSpec, provider: Provider, job: JobRef, waiter: Waiter
+    ) -> JobStatus:
         clock = self.service._clock
         schedule = self.service.poll_schedule(spec)
         first, interval = schedule.first_s, schedule.interval_s
@@ -165,7 +167,9 @@ class Run:
         found = sniff(content)
         if found is None or found[0] not in RESULT_FORMATS:
             raise ResultImageError(
-                f"{spec.label} returned a result that is not an image ({url[:80]}).", provider=spec.name, task_id=job.task_id
+                f"{spec.label} returned a result that is not an image ({url[:80]}).",
+                provider=spec.name,
+                task_id=job.task_id,
             )
         fmt, width, height = found
         mime = RESULT_FORMATS[fmt]
@@ -203,7 +207,9 @@ def outcome(spec: ProviderSpec, job: JobRef, status: JobStatus) -> str:
     common = {"provider": spec.name, "code": status.error_code, "task_id": job.task_id}
     if status.state == "succeeded":
         if not status.image_urls:
-            raise ResultImageError(f"{spec.label} reported success for task {job.task_id} but gave no image URL.", **common)
+            raise ResultImageError(
+                f"{spec.label} reported success for task {job.task_id} but gave no image URL.", **common
+            )
         return status.image_urls[0]
     if status.state == "canceled":
         raise JobCanceledError(f"{spec.label} canceled task {job.task_id}: {reason}.", **common)
@@ -267,7 +273,7 @@ class Tracker:
             message=message,
             notes=self.notes,
             sent=self.sent,
-            **extra,  # type: ignore[arg-type]
+            **extra,
         )
         self.run.service.keep(event)
         self.run.queue.put_nowait(event)

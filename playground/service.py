@@ -89,9 +89,7 @@ class GenerationService:
         spec = self.spec(name)
         return bool((keys or {}).get(spec.key_env) or (server_keys and self.settings.secret(spec.key_env)))
 
-    def provider(
-        self, name: str, keys: Mapping[str, SecretStr] | None = None, *, server_keys: bool = True
-    ) -> Provider:
+    def provider(self, name: str, keys: Mapping[str, SecretStr] | None = None, *, server_keys: bool = True) -> Provider:
         """A ready provider adapter for ``name``; ConfigError if it has no usable key.
 
         A visitor's key (``keys``, by env name) wins over the server's; ``server_keys=False``
@@ -208,7 +206,9 @@ class GenerationService:
     def deliver_callback(self, name: str, headers: Mapping[str, str], body: bytes) -> tuple[int, str]:
         """Handle one webhook delivery: (HTTP status to answer, short reason). Thread-safe and fast."""
         try:
-            update = self.provider(name).parse_callback({k.lower(): v for k, v in headers.items()}, body, now=time.time())
+            update = self.provider(name).parse_callback(
+                {k.lower(): v for k, v in headers.items()}, body, now=time.time()
+            )
         except WebhookError as exc:
             log.warning("rejected a %s callback: %s", name, exc)
             return 401, str(exc)
@@ -218,7 +218,9 @@ class GenerationService:
         if waiter is None and self.inbox.finished(name, update.task_id):
             return 200, "already finished"
         if waiter is None:
-            log.warning("ignored a %s callback for task %s, which this process is not waiting for", name, update.task_id)
+            log.warning(
+                "ignored a %s callback for task %s, which this process is not waiting for", name, update.task_id
+            )
             return 404, "unknown task"
         if not self.inbox.first_time(name, update.delivery_id):
             return 200, "duplicate"

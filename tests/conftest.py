@@ -21,7 +21,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 TEST_KEY = "test-key"
-PROVIDER_PREFIXES = ("KIE_", "FLUXAPI_", "RUNAPI_", "RUNFLOW_", "APIXO_", "BFL_", "FAL_", "REPLICATE_", "SANDBOX_", "PLAYGROUND_")
+PROVIDER_PREFIXES = (
+    "KIE_",
+    "FLUXAPI_",
+    "RUNAPI_",
+    "RUNFLOW_",
+    "APIXO_",
+    "BFL_",
+    "FAL_",
+    "REPLICATE_",
+    "SANDBOX_",
+    "PLAYGROUND_",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +70,9 @@ def png_bytes(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (2
     return out.getvalue()
 
 
-async def collect(service: GenerationService, request: GenerationRequest, targets: list[tuple[str, str]], **kw: object) -> list[JobEvent]:
+async def collect(
+    service: GenerationService, request: GenerationRequest, targets: list[tuple[str, str]], **kw: object
+) -> list[JobEvent]:
     return [event async for event in service.run(request, targets, **kw)]  # type: ignore[arg-type]
 
 

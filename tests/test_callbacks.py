@@ -72,7 +72,7 @@ def signed(task_id: str, key: str, timestamp: int) -> dict[str, str]:
     [
         (lambda: signed("t1", "wrong-key", int(time.time())), "does not match"),
         (lambda: signed("t1", "sandbox-kie-hmac-key", int(time.time()) - 3600), "more than 300 s"),
-        (lambda: {}, "missing"),
+        (dict, "missing"),
     ],
 )
 async def test_forged_stale_or_unsigned_kie_deliveries_are_rejected(callback_service, receiver_url, headers, reason):

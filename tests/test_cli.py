@@ -62,7 +62,9 @@ def test_a_missing_key_exits_2_naming_the_variable(settings, sandbox, capsys):
 
 
 def test_success_prints_json_lines_ending_in_succeeded_and_writes_the_image(settings, capsys, tmp_path):
-    code, lines, _ = run(generate("--prompt", "fox", "--aspect-ratio", "9:16", "--out", str(tmp_path)), settings, capsys)
+    code, lines, _ = run(
+        generate("--prompt", "fox", "--aspect-ratio", "9:16", "--out", str(tmp_path)), settings, capsys
+    )
     assert code == 0
     assert lines[-1]["state"] == "succeeded" and lines[-1]["task_id"]
     assert {"provider", "model", "state", "task_id", "elapsed_s"} <= set(lines[0])
@@ -84,9 +86,27 @@ def test_edit_with_a_local_png_through_the_real_entry_point_and_its_own_sandbox(
     env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
     env["SANDBOX_JOB_SECONDS"] = "0.2"
     proc = subprocess.run(
-        [sys.executable, "-m", "playground", "generate", "--sandbox", "--provider", "kie", "--prompt", "make it blue",
-         "--image", str(image), "--out", str(tmp_path / "out"), "--json"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "playground",
+            "generate",
+            "--sandbox",
+            "--provider",
+            "kie",
+            "--prompt",
+            "make it blue",
+            "--image",
+            str(image),
+            "--out",
+            str(tmp_path / "out"),
+            "--json",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     last = json.loads(proc.stdout.splitlines()[-1])

@@ -12,7 +12,7 @@ from playground.errors import (
     RateLimitError,
     ValidationError,
 )
-from playground.http import HttpClient, MAX_RETRIES, parse_retry_after, retry_delay_s
+from playground.http import MAX_RETRIES, HttpClient, parse_retry_after, retry_delay_s
 
 
 def make_client(handler, sleeps: list[float]) -> HttpClient:
@@ -50,7 +50,10 @@ async def test_does_not_retry_create_on_connection_error_and_says_the_job_may_ex
 
 
 async def test_fetch_waits_out_429_retry_after_then_succeeds():
-    answers = [httpx.Response(429, headers={"Retry-After": "2"}, json={"msg": "slow"}), httpx.Response(200, json={"ok": 1})]
+    answers = [
+        httpx.Response(429, headers={"Retry-After": "2"}, json={"msg": "slow"}),
+        httpx.Response(200, json={"ok": 1}),
+    ]
     sleeps: list[float] = []
     http = make_client(lambda request: answers.pop(0), sleeps)
     response = await http.fetch("GET", "https://demo/status")
@@ -90,7 +93,12 @@ async def test_fetch_does_not_retry_a_rejected_key():
 @pytest.mark.parametrize(
     ("status", "body", "cls", "fragment"),
     [
-        (422, {"detail": [{"loc": ["body", "prompt"], "msg": "field required"}]}, ValidationError, "prompt: field required"),
+        (
+            422,
+            {"detail": [{"loc": ["body", "prompt"], "msg": "field required"}]},
+            ValidationError,
+            "prompt: field required",
+        ),
         (400, {"code": 400, "msg": "bad ratio", "data": None}, ValidationError, "bad ratio"),
         (429, {"title": "Too many"}, RateLimitError, "Too many"),
         (502, "<html>bad gateway</html>", ProviderUnavailableError, "HTTP 502"),

@@ -39,7 +39,9 @@ def test_jobs_requests_and_files_survive_a_restart(tmp_path):
     assert second.files[file_id] == (b"abc", "image/png")
 
 
-@pytest.mark.parametrize(("ratio", "size"), [("16:9", (768, 432)), ("9:16", (432, 768)), ("1:1", (768, 768)), ("21:9", (768, 329))])
+@pytest.mark.parametrize(
+    ("ratio", "size"), [("16:9", (768, 432)), ("9:16", (432, 768)), ("1:1", (768, 768)), ("21:9", (768, 329))]
+)
 def test_images_are_drawn_at_the_requested_ratio(ratio, size):
     assert size_for(ratio, None) == size
     with Image.open(io.BytesIO(render("KIE AI", "flux-kontext-pro", "fox", ratio, "png", None))) as img:

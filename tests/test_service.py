@@ -16,7 +16,12 @@ FOX = GenerationRequest(prompt="a red fox")
 
 async def test_runs_every_target_in_parallel(service, sandbox):
     sandbox.state.job_seconds = 0.6
-    targets = [("kie", "flux-kontext-pro"), ("kie", "flux-kontext-max"), ("fluxapi", "flux-kontext-pro"), ("fluxapi", "flux-kontext-max")]
+    targets = [
+        ("kie", "flux-kontext-pro"),
+        ("kie", "flux-kontext-max"),
+        ("fluxapi", "flux-kontext-pro"),
+        ("fluxapi", "flux-kontext-max"),
+    ]
     started = time.monotonic()
     events = await collect(service, FOX, targets)
     wall = time.monotonic() - started
@@ -56,7 +61,9 @@ async def test_failed_job_surfaces_the_providers_reason(service, sandbox):
 
 
 async def test_a_job_that_never_finishes_ends_at_the_deadline_naming_its_task_id(service, sandbox):
-    events = await collect(service, GenerationRequest(prompt="fox sandbox:never"), [("kie", "flux-kontext-pro")], timeout_s=0.4)
+    events = await collect(
+        service, GenerationRequest(prompt="fox sandbox:never"), [("kie", "flux-kontext-pro")], timeout_s=0.4
+    )
     done = final(events, "kie")
     assert done.state == "failed" and done.kind == "deadline"
     assert done.task_id and done.task_id in done.error
@@ -108,13 +115,22 @@ async def test_server_keys_can_be_refused_and_a_visitor_key_used_instead(setting
     from pydantic import SecretStr
 
     sandbox.state.keys["kie"] = "visitor-key"
-    events = [e async for e in service.run(FOX, [("kie", "flux-kontext-pro")], keys={"KIE_API_KEY": SecretStr("visitor-key")}, server_keys=False)]
+    events = [
+        e
+        async for e in service.run(
+            FOX, [("kie", "flux-kontext-pro")], keys={"KIE_API_KEY": SecretStr("visitor-key")}, server_keys=False
+        )
+    ]
     assert final(events, "kie").state == "succeeded"
     await service.aclose()
     assert TEST_KEY != "visitor-key"
 
 
 async def test_vary_seed_gives_each_target_its_own_seed(service):
-    plans = service.plan(GenerationRequest(prompt="x", seed=7), [("kie", "flux-kontext-pro"), ("fluxapi", "flux-kontext-pro")], vary_seed=True)
+    plans = service.plan(
+        GenerationRequest(prompt="x", seed=7),
+        [("kie", "flux-kontext-pro"), ("fluxapi", "flux-kontext-pro")],
+        vary_seed=True,
+    )
     assert [p.request.seed for p in plans] == [7, 8]
     assert plans[0].notes == ("seed ignored by KIE AI (its API has no seed)",)

@@ -59,7 +59,9 @@ class KieProvider:
         response = await self._http.create("POST", url, json=body, headers=self._config.bearer(), check=self._check)
         task_id = first_str(_data(response).get("taskId"))
         if task_id is None:
-            raise UnexpectedResponseError(f"{self.spec.label} accepted the job but returned no taskId.", provider=self.spec.name)
+            raise UnexpectedResponseError(
+                f"{self.spec.label} accepted the job but returned no taskId.", provider=self.spec.name
+            )
         job = JobRef(provider=self.spec.name, model=request.model, task_id=task_id)
         return Submission(job=job, sent=wire("POST", url, self._config, body))
 
@@ -70,9 +72,9 @@ class KieProvider:
         return to_status(_data(response))
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes, *, now: float) -> CallbackUpdate:
-        """KIE signs (optionally) taskId.timestamp; FluxAPI.ai documents no signature, so it is confirmed by status()."""
+        """KIE signs taskId.timestamp (when a key is set); FluxAPI.ai signs nothing, so status() confirms it."""
         payload = _json_object(body, self.spec.label)
-        data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+        data = _dict(payload.get("data"))
         task_id = first_str(data.get("taskId"), data.get("task_id"))
         if task_id is None:
             raise WebhookError(f"{self.spec.label} callback has no data.taskId.", provider=self.spec.name)
@@ -93,10 +95,14 @@ class KieProvider:
         ext = (image.mime_type or "image/png").split("/")[-1]
         name = f"{hashlib.sha256(image.content or b'').hexdigest()[:24]}.{ext}"
         body = {"base64Data": data_uri(image), "uploadPath": UPLOAD_FOLDER, "fileName": name}
-        response = await self._http.fetch("POST", base + UPLOAD_PATH, json=body, headers=self._config.bearer(), check=self._check)
+        response = await self._http.fetch(
+            "POST", base + UPLOAD_PATH, json=body, headers=self._config.bearer(), check=self._check
+        )
         url = first_str(_data(response).get("downloadUrl"), _data(response).get("fileUrl"))
         if url is None:
-            raise UnexpectedResponseError(f"{self.spec.label}'s upload returned no downloadUrl.", provider=self.spec.name)
+            raise UnexpectedResponseError(
+                f"{self.spec.label}'s upload returned no downloadUrl.", provider=self.spec.name
+            )
         return url
 
     def _check(self, response: httpx.Response) -> None:
@@ -106,24 +112,29 @@ class KieProvider:
         if isinstance(code, int) and code != 200 or body.get("success") is False:
             status = code if isinstance(code, int) and code != 200 else 500
             raise error_for_status(
-                self.spec.label, status, first_str(body.get("msg"), body.get("message")),
-                provider=self.spec.name, key_env=self._config.key_env,
+                self.spec.label,
+                status,
+                first_str(body.get("msg"), body.get("message")),
+                provider=self.spec.name,
+                key_env=self._config.key_env,
             )
 
 
 def to_payload(request: GenerationRequest, image: str | None, callback_url: str | None) -> dict[str, Any]:
     """The generate body, with KIE's camelCase names [seed004]."""
-    return compact({
-        "prompt": request.prompt,
-        "model": request.model,
-        "aspectRatio": request.aspect_ratio,
-        "outputFormat": request.output_format,
-        "inputImage": image,
-        "enableTranslation": request.enable_translation,
-        "promptUpsampling": request.prompt_upsampling,
-        "safetyTolerance": request.safety_tolerance,
-        "callBackUrl": callback_url,
-    })
+    return compact(
+        {
+            "prompt": request.prompt,
+            "model": request.model,
+            "aspectRatio": request.aspect_ratio,
+            "outputFormat": request.output_format,
+            "inputImage": image,
+            "enableTranslation": request.enable_translation,
+            "promptUpsampling": request.prompt_upsampling,
+            "safetyTolerance": request.safety_tolerance,
+            "callBackUrl": callback_url,
+        }
+    )
 
 
 def to_status(data: dict[str, Any]) -> JobStatus:
@@ -164,13 +175,16 @@ def verify_kie_signature(headers: Mapping[str, str], task_id: str, key: str, *, 
 
 def callback_status(payload: dict[str, Any]) -> JobStatus:
     """A callback body as a status: code 200 with data.info, or an error code with msg [seed004]."""
-    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    data = _dict(payload.get("data"))
     if payload.get("code") == 200:
         return JobStatus(state="succeeded", image_urls=_result_urls(data.get("info")), raw=payload)
     message = first_str(payload.get("msg")) or "generation failed"
     return JobStatus(
-        state="failed", error=message, error_code=str(payload.get("code")),
-        moderated=bool(_MODERATION.search(message)), raw=payload,
+        state="failed",
+        error=message,
+        error_code=str(payload.get("code")),
+        moderated=bool(_MODERATION.search(message)),
+        raw=payload,
     )
 
 
@@ -200,11 +214,14 @@ def _result_urls(response: Any) -> tuple[str, ...]:
 
 
 def _data(response: httpx.Response) -> dict[str, Any]:
-    data = response.json().get("data")
-    return data if isinstance(data, dict) else {}
+    return _dict(response.json().get("data"))
 
 
-_CAPS = dict(
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+_CAPS = Capabilities(
     text_to_image=True,
     edit=True,
     aspect_ratios=("21:9", "16:9", "4:3", "1:1", "3:4", "9:16"),
@@ -217,14 +234,23 @@ _CAPS = dict(
 # Seeds show a 3 s wait between status reads [seed002][seed004].
 _POLL = PollSchedule(first_s=2.0, interval_s=3.0)
 
+
+def _kie(config: ProviderConfig, http: HttpClient) -> KieProvider:
+    return KieProvider(KIE, config, http)
+
+
+def _fluxapi(config: ProviderConfig, http: HttpClient) -> KieProvider:
+    return KieProvider(FLUXAPI, config, http)
+
+
 KIE = ProviderSpec(
     name="kie",
     label="KIE AI",
     key_env="KIE_API_KEY",
     base_url_env="KIE_BASE_URL",
     default_base_url="https://api.kie.ai",
-    factory=lambda config, http: KieProvider(KIE, config, http),
-    capabilities=Capabilities(**_CAPS, upload=True),  # type: ignore[arg-type]
+    factory=_kie,
+    capabilities=_CAPS.model_copy(update={"upload": True}),
     poll=_POLL,
     prices={},  # KIE publishes only "30-50 % below official" [providers.md 4]: unknown per image
     extra_env={"KIE_UPLOAD_BASE_URL": "https://kieai.redpandaai.co", HMAC_KEY_ENV: ""},
@@ -237,8 +263,8 @@ FLUXAPI = ProviderSpec(
     key_env="FLUXAPI_API_KEY",
     base_url_env="FLUXAPI_BASE_URL",
     default_base_url="https://api.fluxapi.ai",
-    factory=lambda config, http: KieProvider(FLUXAPI, config, http),
-    capabilities=Capabilities(**_CAPS, upload=False),  # type: ignore[arg-type]  # no upload API documented
+    factory=_fluxapi,
+    capabilities=_CAPS,  # no upload API documented for FluxAPI.ai
     poll=_POLL,
     prices={},  # no price published [providers.md 4]
     docs_url="https://docs.fluxapi.ai/flux-kontext-api/quickstart",

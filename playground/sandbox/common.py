@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -28,7 +27,7 @@ def origin(request: Request) -> str:
 
 def mount_url(request: Request) -> str:
     """The base URL this protocol is mounted at (origin + mount path)."""
-    return origin(request) + request.scope.get("root_path", "")
+    return origin(request) + str(request.scope.get("root_path", ""))
 
 
 def bearer(request: Request) -> str | None:
@@ -90,7 +89,9 @@ async def _post(state: SandboxState, job: SandboxJob, body: bytes, headers: dict
     assert job.callback_url is not None
     try:
         async with httpx.AsyncClient(timeout=10) as client:
-            response = await client.post(job.callback_url, content=body, headers={"content-type": "application/json", **headers})
+            response = await client.post(
+                job.callback_url, content=body, headers={"content-type": "application/json", **headers}
+            )
         state.callbacks_sent.append((job.provider, job.id, response.status_code))
     except httpx.HTTPError as exc:
         log.warning("sandbox: callback to %s failed (%s)", job.callback_url, exc)

@@ -28,7 +28,14 @@ HttpFault = Literal["429", "500", "503", "455", "malformed"]
 
 # Typical seconds per job, so the sandbox shows differences worth comparing; [max] is slower.
 TYPICAL_JOB_S: dict[str, float] = {
-    "kie": 3.2, "fluxapi": 3.6, "runapi": 2.6, "runflow": 4.1, "apixo": 2.9, "bfl": 2.2, "fal": 3.0, "replicate": 3.8,
+    "kie": 3.2,
+    "fluxapi": 3.6,
+    "runapi": 2.6,
+    "runflow": 4.1,
+    "apixo": 2.9,
+    "bfl": 2.2,
+    "fal": 3.0,
+    "replicate": 3.8,
 }
 MAX_MODEL_FACTOR = 1.3
 RETRY_AFTER_S = 1

@@ -25,8 +25,17 @@ from playground.sandbox.core import SandboxJob, SandboxState
 MODELS = {"flux-kontext-pro", "flux-kontext-max"}
 RATIOS = {"21:9", "16:9", "4:3", "1:1", "3:4", "9:16", "16:21"}  # 16:21 is in the quickstarts [seed002]
 FIELDS = {
-    "prompt", "model", "aspectRatio", "inputImage", "outputFormat", "enableTranslation",
-    "promptUpsampling", "safetyTolerance", "callBackUrl", "uploadCn", "watermark",
+    "prompt",
+    "model",
+    "aspectRatio",
+    "inputImage",
+    "outputFormat",
+    "enableTranslation",
+    "promptUpsampling",
+    "safetyTolerance",
+    "callBackUrl",
+    "uploadCn",
+    "watermark",
 }
 MODERATED_MSG = "Your prompt was flagged by Website as violating content policies"
 SANDBOX_SECRETS = {"KIE_WEBHOOK_HMAC_KEY": "sandbox-kie-hmac-key"}  # KIE signs; FluxAPI.ai does not
@@ -55,9 +64,14 @@ def build(state: SandboxState, name: str, label: str) -> Starlette:
         if problem or body is None:
             return error(422, problem or "Request body must be a JSON object")
         job = state.new_job(
-            name, body.get("model", "flux-kontext-pro"), body["prompt"], body,
-            aspect_ratio=body.get("aspectRatio"), output_format=body.get("outputFormat", "jpeg"),
-            input_url=body.get("inputImage"), callback_url=body.get("callBackUrl"),
+            name,
+            body.get("model", "flux-kontext-pro"),
+            body["prompt"],
+            body,
+            aspect_ratio=body.get("aspectRatio"),
+            output_format=body.get("outputFormat", "jpeg"),
+            input_url=body.get("inputImage"),
+            callback_url=body.get("callBackUrl"),
         )
         schedule_callback(state, job, lambda j: callback(state, j, origin(request), label, name))
         return JSONResponse({"code": 200, "msg": "success", "data": {"taskId": job.id}})
@@ -83,11 +97,21 @@ def build(state: SandboxState, name: str, label: str) -> Starlette:
             return error(422, "base64Data is required and must be base64 or a data URL")
         file_name = str(body.get("fileName") or "upload")
         file_id = state.add_file(content, mime, file_name)
-        return JSONResponse({"success": True, "code": 200, "msg": "File uploaded successfully", "data": {
-            "fileName": file_name, "filePath": f"{body.get('uploadPath', 'images')}/{file_name}",
-            "downloadUrl": f"{origin(request)}/files/{file_id}", "fileSize": len(content),
-            "mimeType": mime, "uploadedAt": _iso(datetime.now(UTC)),
-        }})
+        return JSONResponse(
+            {
+                "success": True,
+                "code": 200,
+                "msg": "File uploaded successfully",
+                "data": {
+                    "fileName": file_name,
+                    "filePath": f"{body.get('uploadPath', 'images')}/{file_name}",
+                    "downloadUrl": f"{origin(request)}/files/{file_id}",
+                    "fileSize": len(content),
+                    "mimeType": mime,
+                    "uploadedAt": _iso(datetime.now(UTC)),
+                },
+            }
+        )
 
     routes = [
         Route("/api/v1/flux/kontext/generate", generate, methods=["POST"]),
@@ -135,8 +159,13 @@ async def record(state: SandboxState, job: SandboxJob, base: str, label: str) ->
     """The record-info data of a job, as it is right now."""
     now = state.clock()
     data: dict[str, Any] = {
-        "taskId": job.id, "paramJson": json.dumps(job.body), "response": None,
-        "successFlag": 0, "errorCode": None, "errorMessage": "", "createTime": _iso(datetime.now(UTC)),
+        "taskId": job.id,
+        "paramJson": json.dumps(job.body),
+        "response": None,
+        "successFlag": 0,
+        "errorCode": None,
+        "errorMessage": "",
+        "createTime": _iso(datetime.now(UTC)),
         "completeTime": None,
     }
     if not job.is_done(now):
@@ -152,12 +181,17 @@ async def record(state: SandboxState, job: SandboxJob, base: str, label: str) ->
     return data
 
 
-async def callback(state: SandboxState, job: SandboxJob, base: str, label: str, name: str) -> tuple[bytes, dict[str, str]]:
+async def callback(
+    state: SandboxState, job: SandboxJob, base: str, label: str, name: str
+) -> tuple[bytes, dict[str, str]]:
     """The callback KIE POSTs when a job ends; result under data.info (not data.response) [seed004]."""
     if job.outcome == "success":
         url = await state.result_url(job, base, label)
-        body = {"code": 200, "msg": "BFL image generated successfully.",
-                "data": {"taskId": job.id, "info": {"originImageUrl": url, "resultImageUrl": url}}}
+        body = {
+            "code": 200,
+            "msg": "BFL image generated successfully.",
+            "data": {"taskId": job.id, "info": {"originImageUrl": url, "resultImageUrl": url}},
+        }
     elif job.outcome == "moderate":
         body = {"code": 400, "msg": MODERATED_MSG, "data": {"taskId": job.id}}
     else:

@@ -22,8 +22,11 @@ async def test_text_to_image_succeeds_with_an_image_of_the_requested_ratio(servi
     with Image.open(done.result.path) as img:
         assert img.width / img.height == pytest.approx(16 / 9, rel=0.01)
     assert done.result.sent.body == {
-        "prompt": "a red fox", "model": "flux-kontext-pro", "aspectRatio": "16:9",
-        "outputFormat": "jpeg", "promptUpsampling": False,
+        "prompt": "a red fox",
+        "model": "flux-kontext-pro",
+        "aspectRatio": "16:9",
+        "outputFormat": "jpeg",
+        "promptUpsampling": False,
     }
     assert done.result.sent.headers["Authorization"] == f"Bearer ${provider.upper()}_API_KEY"
 
