@@ -145,6 +145,15 @@ def error_message(body: Any) -> str | None:
         return body or None
     if not isinstance(body, dict):
         return None
+    general = _first_message(body)
+    data = body.get("data")
+    detail = error_message(data) if isinstance(data, dict) else None
+    if general and detail and detail != general:
+        return f"{general}: {detail}"  # APIXO: {"message": "Invalid request", "data": {"error": "Missing ..."}}
+    return general or detail
+
+
+def _first_message(body: dict[str, Any]) -> str | None:
     for key in ("error", "message", "msg", "detail", "failMsg", "title", "errorMessage"):
         found = _text(body.get(key))
         if found:
@@ -152,8 +161,7 @@ def error_message(body: Any) -> str | None:
     errors = body.get("errors")
     if isinstance(errors, list) and errors:
         return _text(errors[0])
-    data = body.get("data")
-    return error_message(data) if isinstance(data, dict) else None
+    return None
 
 
 def _text(value: Any) -> str | None:

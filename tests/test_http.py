@@ -101,6 +101,12 @@ async def test_fetch_does_not_retry_a_rejected_key():
         ),
         (400, {"code": 400, "msg": "bad ratio", "data": None}, ValidationError, "bad ratio"),
         (429, {"title": "Too many"}, RateLimitError, "Too many"),
+        (
+            400,
+            {"code": 400, "message": "Invalid request", "data": {"error": "Missing input.prompt"}},
+            ValidationError,
+            "Invalid request: Missing input.prompt",
+        ),
         (502, "<html>bad gateway</html>", ProviderUnavailableError, "HTTP 502"),
     ],
 )

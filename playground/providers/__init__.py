@@ -5,15 +5,23 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 from playground.errors import ConfigError
-from playground.providers import kie
+from playground.providers import apixo, bfl, fal, kie, replicate, runapi, runflow
 from playground.providers.base import Provider, ProviderConfig, ProviderSpec
 from playground.settings import Settings
 
 REGISTRY: dict[str, ProviderSpec] = {
     spec.name: spec
     for spec in (
+        # the five providers of the seed documents
         kie.KIE,
         kie.FLUXAPI,
+        runapi.SPEC,
+        runflow.SPEC,
+        apixo.SPEC,
+        # the references users compare them against
+        bfl.SPEC,
+        fal.SPEC,
+        replicate.SPEC,
     )
 }
 

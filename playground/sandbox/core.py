@@ -100,6 +100,8 @@ class SandboxState:
         self.callback_copies = 1
         self.signing_secrets: dict[str, str] = {}  # provider -> secret, overriding the module's default
         self.persist_dir = persist_dir
+        self.labels: dict[str, str] = {}  # provider -> label drawn on its images (set by the server)
+        self._renders: dict[str, asyncio.Task[None]] = {}
         self.callbacks_sent: list[tuple[str, str, int]] = []
         self.background: set[asyncio.Task[None]] = set()
 
@@ -165,7 +167,18 @@ class SandboxState:
         )
         self.jobs[job.id] = job
         self._save_jobs()
+        self._prerender(job)
         return job
+
+    def _prerender(self, job: SandboxJob) -> None:
+        """Draw the result in a worker thread right away, so it is ready when the job 'finishes'."""
+        if job.outcome != "success":
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._renders[job.id] = loop.create_task(self._render(job, self.labels.get(job.provider, job.provider)))
 
     def _duration(self, provider: str, model: str) -> float:
         if self.job_seconds is not None:
@@ -220,19 +233,34 @@ class SandboxState:
 
     async def result_url(self, job: SandboxJob, origin: str, label: str) -> str:
         """Render the job's image once (fetching its input image if any) and return where it is served."""
+        pending = self._renders.pop(job.id, None)
+        if pending is not None and pending.get_loop() is asyncio.get_running_loop():
+            await pending  # a job created from another loop (a test's) is simply drawn again here
         if job.result is None:
-            source = await self.fetch_input(job.input_url, origin) if job.input_url else None
-            job.result = render(label, job.model, job.prompt, job.aspect_ratio, job.output_format, source)
-            mime = "image/png" if job.output_format == "png" else "image/jpeg"
-            self.files[f"result-{job.id}"] = (job.result, mime)
+            await self._render(job, label)
         ext = "png" if job.output_format == "png" else "jpg"
         return f"{origin}/files/result-{job.id}.{ext}"
 
-    async def fetch_input(self, url: str, origin: str) -> bytes | None:
-        """The input image's bytes; None (and a placeholder is drawn) when it cannot be fetched."""
-        local = url.removeprefix(f"{origin}/files/")
-        if local != url:
-            return self.files.get(local.rsplit(".", 1)[0], (None, ""))[0] or self.files.get(local, (None, ""))[0]
+    def _served_file(self, url: str) -> bytes | None:
+        name = _served_name(url)
+        found = (self.files.get(name) or self.files.get(name.rsplit(".", 1)[0])) if name else None
+        return found[0] if found else None
+
+    async def _render(self, job: SandboxJob, label: str) -> None:
+        source = await self.fetch_input(job.input_url) if job.input_url else None
+        args = (label, job.model, job.prompt, job.aspect_ratio, job.output_format, source)
+        job.result = await asyncio.to_thread(render, *args)
+        mime = "image/png" if job.output_format == "png" else "image/jpeg"
+        self.files[f"result-{job.id}"] = (job.result, mime)
+
+    async def fetch_input(self, url: str, origin: str | None = None) -> bytes | None:
+        """The input image's bytes; None (and a placeholder is drawn) when it cannot be fetched.
+
+        ``origin`` is accepted for callers that pass it; files served by this sandbox are found by URL.
+        """
+        local = self._served_file(url)
+        if local is not None:
+            return local
         try:
             async with httpx.AsyncClient(timeout=5, follow_redirects=True) as client:
                 response = await client.get(url)
@@ -241,3 +269,11 @@ class SandboxState:
         except httpx.HTTPError as exc:
             log.warning("sandbox: could not fetch input image %s (%s); drawing a placeholder", url, exc)
             return None
+
+
+def _served_name(url: str) -> str | None:
+    """The file name when ``url`` points at the sandbox's own /files/ on loopback."""
+    if not url.startswith(("http://127.0.0.1:", "http://localhost:")) or "/files/" not in url:
+        return None
+    return url.split("/files/", 1)[1]
+

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from playground.providers import REGISTRY
-from playground.sandbox import kie
+from playground.sandbox import apixo, bfl, fal, kie, replicate, runapi, runflow
 from playground.sandbox.core import SandboxState
 from playground.settings import Settings, is_secret_name
 
@@ -31,6 +31,12 @@ FAST_POLL_S = 0.25
 PROTOCOLS: dict[str, ModuleType] = {
     "kie": kie,
     "fluxapi": kie,
+    "runapi": runapi,
+    "runflow": runflow,
+    "apixo": apixo,
+    "bfl": bfl,
+    "fal": fal,
+    "replicate": replicate,
 }
 
 
@@ -43,6 +49,7 @@ def build_app(state: SandboxState) -> Starlette:
     ]
     for name, module in PROTOCOLS.items():
         label = REGISTRY[name].label if name in REGISTRY else name
+        state.labels[name] = label
         routes.append(Mount(f"/{name}", app=module.build(state, name, label)))
     return Starlette(routes=routes)
 
@@ -55,14 +62,14 @@ def _file(state: SandboxState) -> Callable[[Request], Response]:
             return Response("not found", status_code=404)
         return Response(found[0], media_type=found[1])
 
-    return serve  # type: ignore[return-value]
+    return serve
 
 
 def _requests(state: SandboxState) -> Callable[[Request], Response]:
     def listing(request: Request) -> Response:
         return JSONResponse([asdict(r) for r in state.requests])
 
-    return listing  # type: ignore[return-value]
+    return listing
 
 
 def _faults(state: SandboxState) -> Callable[[Request], Response]:
