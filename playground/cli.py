@@ -6,13 +6,15 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from pydantic import ValidationError as PydanticValidationError
 
 from playground.errors import ConfigError, InvalidInputError, PlaygroundError
+from playground.history import HistoryStore
+from playground.history_cli import add_history_commands, run_history_command
 from playground.images import load_input_image
 from playground.models import MODELS, GenerationRequest, JobEvent, JobRef
 from playground.providers import REGISTRY, get_spec
@@ -40,14 +42,18 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--translation", choices=("on", "off"))
     gen.add_argument("--guidance", type=float)
     _common(gen)
-    resume = sub.add_parser("resume", help="wait for an already submitted job by task id (never resubmits)")
-    resume.add_argument("--provider", required=True)
+    resume = sub.add_parser(
+        "resume", help="wait again for submitted jobs (--run RUN_ID, or --provider/--task-id); never resubmits"
+    )
+    resume.add_argument("--run", help="resume this run's unfinished or timed-out jobs (see 'history')")
+    resume.add_argument("--provider")
     resume.add_argument("--model", choices=MODELS, default="flux-kontext-pro")
-    resume.add_argument("--task-id", required=True)
+    resume.add_argument("--task-id")
     resume.add_argument("--url", action="append", default=[], metavar="NAME=URL", help="a URL the provider returned")
     _common(resume)
     box = sub.add_parser("sandbox", help="serve the sandbox of every protocol on a loopback port")
     box.add_argument("--port", type=int, default=8900)
+    add_history_commands(sub)
     return root
 
 
@@ -65,6 +71,8 @@ def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None)
         settings = settings or Settings.from_env()
         if args.command == "providers":
             return show_providers(settings, as_json=args.json, out=sys.stdout)
+        if args.command == "history":
+            return run_history_command(args, settings)
         if args.command == "sandbox":
             return serve_sandbox(args.port)
         return asyncio.run(_jobs(args, settings))
@@ -126,12 +134,14 @@ async def _jobs(args: argparse.Namespace, settings: Settings) -> int:
         settings = sandbox_settings(settings, server.url)
     if args.out:
         settings = settings.model_copy(update={"out_dir": args.out})
-    service = GenerationService(settings)
+    history = HistoryStore.open(settings.data_dir)
+    service = GenerationService(settings, history=history)
     try:
-        events = _generate(service, args) if args.command == "generate" else _resume(service, args)
+        events = _generate(service, args) if args.command == "generate" else _resume(service, history, args)
         return await _report(events, as_json=args.json)
     finally:
         await service.aclose()
+        history.close()
         if server is not None:
             server.stop()
 
@@ -143,7 +153,14 @@ def _generate(service: GenerationService, args: argparse.Namespace):  # type: ig
     return service.run(request, targets, timeout_s=args.timeout)
 
 
-def _resume(service: GenerationService, args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _resume(service: GenerationService, history: HistoryStore, args: argparse.Namespace) -> AsyncIterator[JobEvent]:
+    if args.run:
+        refs = [ref for record in history.resumable_jobs(args.run) if (ref := record.ref()) is not None]
+        if not refs:
+            raise InvalidInputError(f"Run {args.run} has no unfinished or timed-out job to resume ('history show').")
+        return service.resume(refs, run_id=args.run, timeout_s=args.timeout)
+    if not (args.provider and args.task_id):
+        raise InvalidInputError("Say what to resume: --run RUN_ID, or --provider and --task-id.")
     urls = dict(item.split("=", 1) for item in args.url if "=" in item)
     job = JobRef(provider=get_spec(args.provider).name, model=args.model, task_id=args.task_id, urls=urls)
     return service.resume(job, timeout_s=args.timeout)
@@ -187,6 +204,7 @@ async def _report(events, *, as_json: bool) -> int:  # type: ignore[no-untyped-d
 def event_json(event: JobEvent) -> dict[str, Any]:
     """The JSON line for one event: provider, model, state, task_id, elapsed_s, and outcome fields."""
     out: dict[str, Any] = {
+        "run_id": event.run_id,
         "provider": event.provider,
         "model": event.model,
         "state": event.state,

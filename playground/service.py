@@ -169,18 +169,18 @@ class GenerationService:
 
     async def resume(
         self,
-        job: JobRef,
+        jobs: JobRef | Sequence[JobRef],
         *,
         run_id: str | None = None,
         keys: Mapping[str, SecretStr] | None = None,
         timeout_s: float | None = None,
         out_dir: Path | None = None,
     ) -> AsyncIterator[JobEvent]:
-        """Wait for a job that was already submitted, by its task id; nothing is submitted again."""
-        spec = self.spec(job.provider)
+        """Wait again for jobs already submitted (by task id), in parallel; nothing is submitted again."""
+        refs = [jobs] if isinstance(jobs, JobRef) else list(jobs)
         run = Run(self, run_id or uuid.uuid4().hex[:12], timeout_s, out_dir)
-        provider = self.provider(job.provider, keys)
-        async for event in run.stream([run.resume_job(spec, provider, job)]):
+        waits = [run.resume_job(self.spec(ref.provider), self.provider(ref.provider, keys), ref) for ref in refs]
+        async for event in run.stream(waits):
             yield event
 
     def poll_schedule(self, spec: ProviderSpec) -> PollSchedule:

@@ -53,7 +53,7 @@ def sandbox() -> Iterator[SandboxServer]:
 
 @pytest.fixture
 def settings(sandbox: SandboxServer, tmp_path: Path) -> Settings:
-    base = Settings(out_dir=tmp_path / "out", poll_interval_s=0.05, job_timeout_s=10)
+    base = Settings(out_dir=tmp_path / "out", data_dir=tmp_path / "data", poll_interval_s=0.05, job_timeout_s=10)
     return sandbox_settings(base, sandbox.url, key=TEST_KEY)
 
 

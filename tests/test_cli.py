@@ -85,6 +85,7 @@ def test_edit_with_a_local_png_through_the_real_entry_point_and_its_own_sandbox(
     image.write_bytes(png_bytes((80, 40)))
     env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
     env["SANDBOX_JOB_SECONDS"] = "0.2"
+    env["PLAYGROUND_DATA_DIR"] = str(tmp_path / "data")
     proc = subprocess.run(
         [
             sys.executable,
@@ -111,3 +112,29 @@ def test_edit_with_a_local_png_through_the_real_entry_point_and_its_own_sandbox(
     assert proc.returncode == 0, proc.stderr
     last = json.loads(proc.stdout.splitlines()[-1])
     assert last["state"] == "succeeded" and Path(last["files"][0]).is_file()
+
+
+def test_a_timed_out_run_is_resumed_from_history_without_resubmitting(settings, sandbox, capsys, tmp_path):
+    sandbox.state.job_seconds = 1.0
+    code, lines, _ = run(generate("--prompt", "slow fox", "--timeout", "0.2", "--out", str(tmp_path)), settings, capsys)
+    assert code == 1 and lines[-1]["kind"] == "deadline"
+    run_id = lines[-1]["run_id"]
+    code, lines, _ = run(["resume", "--run", run_id, "--json", "--out", str(tmp_path)], settings, capsys)
+    assert code == 0 and lines[-1]["state"] == "succeeded" and lines[-1]["run_id"] == run_id
+    assert sandbox.state.count("kie", "create") == 1
+    assert main(["history", "show", run_id, "--json"], settings=settings) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [job["state"] for job in shown["jobs"]] == ["succeeded"]
+
+
+def test_history_lists_cli_runs_newest_first(settings, capsys, tmp_path):
+    run(generate("--prompt", "first fox", "--out", str(tmp_path)), settings, capsys)
+    run(generate("--prompt", "second fox", "--out", str(tmp_path)), settings, capsys)
+    assert main(["history"], settings=settings) == 0
+    out = capsys.readouterr().out
+    assert out.index("second fox") < out.index("first fox")
+
+
+def test_resume_needs_a_run_or_a_task(settings, capsys):
+    code, _, err = run(["resume"], settings, capsys)
+    assert code == 2 and "--run RUN_ID" in err

@@ -1,0 +1,359 @@
+"""The history store: every run and job in one SQLite file, so results outlive URLs and processes.
+
+One file, ``<data_dir>/history.sqlite3`` (WAL mode). A local input image is copied once to
+``<data_dir>/inputs/<sha256>.<ext>`` and the stored request names that path, never the bytes.
+Each write is one transaction: a failure in the middle leaves nothing behind. The schema version is
+``PRAGMA user_version``; ``MIGRATIONS`` takes an older file to the current version, in order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from playground.errors import ConfigError, InvalidInputError
+from playground.history_schema import MIGRATIONS, RUNS_SQL, SCHEMA_VERSION, TERMINAL_SQL, UPSERT_JOB_SQL
+from playground.images import EXTENSIONS
+from playground.models import GenerationRequest, InputImage, JobEvent, JobRef, JobState, ModelId, WireRequest
+
+DB_NAME = "history.sqlite3"
+INPUTS_DIR = "inputs"
+BUSY_TIMEOUT_MS = 5_000  # another process writing: wait this long for the lock, then fail
+Outcome = Literal["succeeded", "failed", "mixed", "running"]
+OUTCOMES: tuple[Outcome, ...] = ("succeeded", "failed", "mixed", "running")
+Clock = Callable[[], datetime]
+
+
+class StateChange(BaseModel):
+    """One entry in a job's life: the state it entered, when (UTC), and what was said."""
+
+    model_config = ConfigDict(frozen=True)
+
+    state: JobState
+    at: datetime
+    elapsed_s: float | None = None
+    message: str = ""
+
+
+class JobRecord(BaseModel):
+    """One (provider, model) job of a run, as stored."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    provider: str
+    model: ModelId
+    state: JobState
+    task_id: str | None = None
+    urls: dict[str, str] = Field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime
+    latency_s: float | None = None
+    cost_usd: float | None = None
+    cost_source: str | None = None
+    error: str | None = None
+    error_code: str | None = None
+    error_kind: str | None = None
+    result_url: str | None = None
+    result_path: str | None = None
+    sent: WireRequest | None = None
+    notes: tuple[str, ...] = ()
+    changes: tuple[StateChange, ...] = ()
+
+    def ref(self) -> JobRef | None:
+        """Enough to resume the job by its task id, or None if it was never submitted."""
+        if self.task_id is None:
+            return None
+        return JobRef(provider=self.provider, model=self.model, task_id=self.task_id, urls=self.urls)
+
+
+class RunSummary(BaseModel):
+    """One line of the history list: a run, its prompt, and how its jobs ended."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    created_at: datetime
+    kind: str
+    prompt: str
+    outcome: Outcome
+    job_states: tuple[tuple[str, str, JobState], ...]  # (provider, model, state), sorted
+    cost_usd: float | None = None
+
+
+class RunRecord(RunSummary):
+    """One run in full: the stored request, its targets and every job with its state changes."""
+
+    request: dict[str, Any] | None
+    targets: tuple[tuple[str, str], ...]
+    input_path: Path | None = None
+    jobs: tuple[JobRecord, ...] = ()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    """UTC, fixed width, so text order is time order."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+class HistoryStore:
+    """Runs and jobs kept in SQLite. Sync and fast (safe on an asyncio loop); thread-safe behind one lock."""
+
+    def __init__(self, db: sqlite3.Connection, data_dir: Path, *, clock: Clock = _now) -> None:
+        self._db = db
+        self.data_dir = data_dir
+        self._clock = clock
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, data_dir: Path | str, *, clock: Clock = _now) -> HistoryStore:
+        """Open (creating or migrating) ``<data_dir>/history.sqlite3``."""
+        root = Path(data_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(root / DB_NAME, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.create_function("casefold", 1, lambda s: s.casefold() if isinstance(s, str) else s, deterministic=True)
+        for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON"):
+            db.execute(f"PRAGMA {pragma}")
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        store = cls(db, root, clock=clock)
+        try:
+            store._migrate()
+        except BaseException:
+            db.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        """Close the database; the store is unusable afterwards."""
+        with self._lock:
+            self._db.close()
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file."""
+        return self.data_dir / DB_NAME
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction: committed whole, or rolled back whole on any exception."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"The history file {self.path} has schema version {version}, newer than this playground "
+                f"({SCHEMA_VERSION}); update the playground or point PLAYGROUND_DATA_DIR elsewhere."
+            )
+        for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self._write() as db:
+                step(db)
+                db.execute(f"PRAGMA user_version = {number}")
+
+    def start_run(
+        self,
+        run_id: str,
+        request: GenerationRequest,
+        targets: Sequence[tuple[str, str]],
+        *,
+        kind: str = "generate",
+        created_at: datetime | None = None,
+    ) -> None:
+        """Keep a new run: the request (a local input copied once), and one queued job per target."""
+        if kind not in ("generate", "edit"):
+            raise ValueError(f"run kind {kind!r} is not 'generate' or 'edit'")
+        at = _iso(created_at or self._clock())
+        request_json = json.dumps(self._request_data(request))
+        with self._write() as db:
+            db.execute(
+                """INSERT INTO runs (run_id, created_at, kind, prompt, request_json, targets_json)
+                VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET kind = excluded.kind,
+                prompt = excluded.prompt, request_json = excluded.request_json, targets_json = excluded.targets_json""",
+                (run_id, at, kind, request.prompt, request_json, json.dumps([list(t) for t in targets])),
+            )
+            db.executemany(
+                """INSERT INTO jobs (run_id, provider, model, state, created_at, updated_at)
+                VALUES (?, ?, ?, 'queued', ?, ?) ON CONFLICT DO NOTHING""",
+                [(run_id, provider, model, at, at) for provider, model in dict.fromkeys(targets)],
+            )
+            db.execute(
+                """INSERT INTO job_states (job_id, state, at) SELECT id, 'queued', ? FROM jobs j
+                WHERE run_id = ? AND NOT EXISTS (SELECT 1 FROM job_states s WHERE s.job_id = j.id)""",
+                (at, run_id),
+            )
+
+    def record(self, event: JobEvent, *, at: datetime | None = None) -> None:
+        """Keep one job event: update the job, and append its state if the state changed.
+
+        A repeated terminal event (a duplicate delivery) changes nothing.
+        """
+        stamp = _iso(at or self._clock())
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO runs (run_id, created_at, kind) VALUES (?, ?, 'resume') ON CONFLICT DO NOTHING",
+                (event.run_id, stamp),
+            )
+            before = db.execute(
+                "SELECT state FROM jobs WHERE run_id = ? AND provider = ? AND model = ?",
+                (event.run_id, event.provider, event.model),
+            ).fetchone()
+            if before is not None and before[0] == event.state and event.is_terminal:
+                return
+            job_id = db.execute(UPSERT_JOB_SQL, _job_params(event, stamp)).fetchone()[0]
+            if before is None or before[0] != event.state:
+                db.execute(
+                    "INSERT INTO job_states (job_id, state, at, elapsed_s, message) VALUES (?, ?, ?, ?, ?)",
+                    (job_id, event.state, stamp, event.elapsed_s, event.message),
+                )
+
+    def list_runs(
+        self,
+        *,
+        query: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        outcome: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[RunSummary]:
+        """Runs newest first; ``query`` is a case-insensitive substring of the prompt."""
+        if outcome is not None and outcome not in OUTCOMES:
+            raise ValueError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
+        rows = self._runs(query=query.casefold() if query else None, provider=provider, model=model,
+                          outcome=outcome, limit=limit, offset=offset)
+        return [_summary(row) for row in rows]
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """One run with its jobs and their state changes, or None if it is not in the history."""
+        with self._lock:
+            rows = self._runs(run_id=run_id)
+            if not rows:
+                return None
+            row, jobs = rows[0], self._jobs("j.run_id = ?", (run_id,))
+        request = json.loads(row["request_json"]) if row["request_json"] else None
+        stored = (request or {}).get("image") or {}
+        return RunRecord(
+            **dict(_summary(row)),
+            request=request,
+            targets=tuple(tuple(t) for t in json.loads(row["targets_json"])),
+            input_path=self.data_dir / stored["path"] if stored.get("path") else None,
+            jobs=tuple(jobs),
+        )
+
+    def unfinished_jobs(self) -> list[JobRecord]:
+        """Jobs that were submitted (have a task id) and never reached a terminal state: resume these."""
+        with self._lock:
+            return self._jobs(f"j.task_id IS NOT NULL AND j.state NOT IN {TERMINAL_SQL}", ())
+
+    def resumable_jobs(self, run_id: str) -> list[JobRecord]:
+        """The run's jobs worth waiting for again: submitted, and unfinished or stopped at our deadline."""
+        unfinished_or_late = f"(j.state NOT IN {TERMINAL_SQL} OR j.error_kind = 'deadline')"
+        where = f"j.run_id = ? AND j.task_id IS NOT NULL AND {unfinished_or_late}"
+        with self._lock:
+            return self._jobs(where, (run_id,))
+
+    def request_of(self, run_id: str) -> GenerationRequest:
+        """The run's request, rebuilt for a re-run; a local input is read back from its copy."""
+        with self._lock:
+            row = self._db.execute("SELECT request_json FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None or row[0] is None:
+            raise KeyError(f"no request stored for run {run_id}")
+        data = json.loads(row[0])
+        image = data.get("image")
+        if image and image.get("path"):
+            copy = self.data_dir / image.pop("path")
+            if not copy.is_file():
+                raise InvalidInputError(f"The input image of run {run_id} was kept at {copy}, which no longer exists.")
+            data["image"] = InputImage(content=copy.read_bytes(), **image)
+        return GenerationRequest.model_validate(data)
+
+    def _runs(self, **filters: Any) -> list[sqlite3.Row]:
+        params = dict(run_id=None, query=None, provider=None, model=None, outcome=None, limit=-1, offset=0)
+        with self._lock:
+            return self._db.execute(RUNS_SQL, params | filters).fetchall()
+
+    def _jobs(self, where: str, params: tuple[Any, ...]) -> list[JobRecord]:
+        jobs = self._db.execute(f"SELECT j.* FROM jobs j WHERE {where} ORDER BY j.id", params).fetchall()
+        states = self._db.execute(
+            f"SELECT s.* FROM job_states s JOIN jobs j ON j.id = s.job_id WHERE {where} ORDER BY s.id", params
+        ).fetchall()
+        changes: dict[int, list[StateChange]] = {}
+        for s in states:
+            changes.setdefault(s["job_id"], []).append(
+                StateChange(state=s["state"], at=s["at"], elapsed_s=s["elapsed_s"], message=s["message"])
+            )
+        return [_job(row, changes.get(row["id"], [])) for row in jobs]
+
+    def _request_data(self, request: GenerationRequest) -> dict[str, Any]:
+        data = request.model_dump(mode="json", exclude={"image": {"content"}})
+        if request.image is not None and request.image.content is not None:
+            data["image"]["path"] = self._keep_input(request.image).relative_to(self.data_dir).as_posix()
+        return data
+
+    def _keep_input(self, image: InputImage) -> Path:
+        """Copy a local input once, named by its content; write-then-rename so a crash leaves no half file."""
+        content = image.content or b""
+        ext = EXTENSIONS.get(image.mime_type or "") or Path(image.filename).suffix.lstrip(".").lower() or "bin"
+        path = self.data_dir / INPUTS_DIR / f"{hashlib.sha256(content).hexdigest()}.{ext}"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
+            tmp.write_bytes(content)
+            os.replace(tmp, path)
+        return path
+
+
+def _job_params(event: JobEvent, at: str) -> dict[str, Any]:
+    result = event.result
+    terminal_latency = event.elapsed_s if event.is_terminal else None
+    return {
+        "run_id": event.run_id, "provider": event.provider, "model": event.model, "task_id": event.task_id,
+        "state": event.state, "at": at, "latency_s": result.latency_s if result else terminal_latency,
+        "cost_usd": result.cost_usd if result else None, "cost_source": result.cost_source if result else None,
+        "error": event.error, "error_code": event.code, "error_kind": event.kind,
+        "result_url": result.image_url if result else None, "result_path": result.path if result else None,
+        "sent": event.sent.model_dump_json() if event.sent else None,
+        "result_sent": result.sent.model_dump_json() if result else None,
+        "notes": json.dumps(list(event.notes)), "urls": json.dumps(event.urls, sort_keys=True),
+    }
+
+
+def _job(row: sqlite3.Row, changes: list[StateChange]) -> JobRecord:
+    return JobRecord(
+        **{k: row[k] for k in row.keys() if k not in ("id", "sent_json", "notes_json", "urls_json")},
+        sent=WireRequest.model_validate_json(row["sent_json"]) if row["sent_json"] else None,
+        notes=tuple(json.loads(row["notes_json"])),
+        urls=json.loads(row["urls_json"]),
+        changes=tuple(changes),
+    )
+
+
+def _summary(row: sqlite3.Row) -> RunSummary:
+    jobs = sorted(tuple(part.split(" ")) for part in (row["job_states"] or "").split(",") if part)
+    return RunSummary(
+        run_id=row["run_id"], created_at=row["created_at"], kind=row["kind"], prompt=row["prompt"],
+        outcome=row["outcome"], job_states=tuple(jobs), cost_usd=row["cost_usd"],
+    )

@@ -1,0 +1,65 @@
+"""The history database's schema: ordered migrations and the SQL the store runs."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+
+
+def v1_tables(db: sqlite3.Connection) -> None:
+    db.execute("""CREATE TABLE runs (run_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, kind TEXT NOT NULL,
+        request_json TEXT, targets_json TEXT NOT NULL DEFAULT '[]')""")
+    db.execute("""CREATE TABLE jobs (id INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE, provider TEXT NOT NULL, model TEXT NOT NULL,
+        task_id TEXT, state TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, latency_s REAL,
+        cost_usd REAL, error TEXT, error_code TEXT, error_kind TEXT, result_url TEXT, result_path TEXT,
+        sent_json TEXT, notes_json TEXT NOT NULL DEFAULT '[]', UNIQUE (run_id, provider, model))""")
+    db.execute("""CREATE TABLE job_states (id INTEGER PRIMARY KEY,
+        job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE, state TEXT NOT NULL, at TEXT NOT NULL,
+        elapsed_s REAL, message TEXT NOT NULL DEFAULT '')""")
+
+
+def v2_search_and_resume(db: sqlite3.Connection) -> None:
+    """The prompt gets a column (search without parsing JSON); jobs keep their URLs (resume) and price source."""
+    db.execute("ALTER TABLE runs ADD COLUMN prompt TEXT NOT NULL DEFAULT ''")
+    for run_id, raw in db.execute("SELECT run_id, request_json FROM runs").fetchall():
+        prompt = json.loads(raw).get("prompt", "") if raw else ""
+        db.execute("UPDATE runs SET prompt = ? WHERE run_id = ?", (prompt, run_id))
+    db.execute("ALTER TABLE jobs ADD COLUMN urls_json TEXT NOT NULL DEFAULT '{}'")
+    db.execute("ALTER TABLE jobs ADD COLUMN cost_source TEXT")
+    db.execute("CREATE INDEX runs_by_time ON runs (created_at)")
+    db.execute("CREATE INDEX jobs_by_state ON jobs (state)")
+    db.execute("CREATE INDEX states_by_job ON job_states (job_id)")
+
+
+# Version N is the file after MIGRATIONS[:N]. Append only; never edit a released step.
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (v1_tables, v2_search_and_resume)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+TERMINAL_SQL = "('succeeded', 'failed', 'canceled')"
+OUTCOME_SQL = f"""CASE WHEN COUNT(j.id) = 0 OR SUM(j.state NOT IN {TERMINAL_SQL}) > 0 THEN 'running'
+    WHEN SUM(j.state = 'succeeded') = COUNT(j.id) THEN 'succeeded'
+    WHEN SUM(j.state = 'succeeded') = 0 THEN 'failed' ELSE 'mixed' END"""
+RUNS_SQL = f"""SELECT * FROM (SELECT r.rowid AS seq, r.*, {OUTCOME_SQL} AS outcome, SUM(j.cost_usd) AS cost_usd,
+        group_concat(j.provider || ' ' || j.model || ' ' || j.state, ',') AS job_states
+    FROM runs r LEFT JOIN jobs j ON j.run_id = r.run_id
+    WHERE (:run_id IS NULL OR r.run_id = :run_id) AND (:query IS NULL OR instr(casefold(r.prompt), :query) > 0)
+      AND (:provider IS NULL AND :model IS NULL OR EXISTS (SELECT 1 FROM jobs f WHERE f.run_id = r.run_id
+           AND (:provider IS NULL OR f.provider = :provider) AND (:model IS NULL OR f.model = :model)))
+    GROUP BY r.run_id)
+WHERE :outcome IS NULL OR outcome = :outcome ORDER BY created_at DESC, seq DESC LIMIT :limit OFFSET :offset"""
+UPSERT_JOB_SQL = """INSERT INTO jobs (run_id, provider, model, task_id, state, created_at, updated_at, latency_s,
+        cost_usd, cost_source, error, error_code, error_kind, result_url, result_path, sent_json, notes_json, urls_json)
+    VALUES (:run_id, :provider, :model, :task_id, :state, :at, :at, :latency_s, :cost_usd, :cost_source, :error,
+        :error_code, :error_kind, :result_url, :result_path, COALESCE(:sent, :result_sent), :notes, :urls)
+    ON CONFLICT (run_id, provider, model) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at,
+        task_id = COALESCE(excluded.task_id, task_id), latency_s = COALESCE(excluded.latency_s, latency_s),
+        cost_usd = COALESCE(excluded.cost_usd, cost_usd), cost_source = COALESCE(excluded.cost_source, cost_source),
+        error = excluded.error, error_code = excluded.error_code, error_kind = excluded.error_kind,
+        result_url = COALESCE(excluded.result_url, result_url),
+        result_path = COALESCE(excluded.result_path, result_path),
+        sent_json = COALESCE(:sent, sent_json, :result_sent),
+        notes_json = CASE WHEN :notes = '[]' THEN notes_json ELSE :notes END,
+        urls_json = CASE WHEN :urls = '{}' THEN urls_json ELSE :urls END
+    RETURNING id"""
