@@ -242,8 +242,14 @@ class HistoryStore:
         """Runs newest first; ``query`` is a case-insensitive substring of the prompt."""
         if outcome is not None and outcome not in OUTCOMES:
             raise ValueError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
-        rows = self._runs(query=query.casefold() if query else None, provider=provider, model=model,
-                          outcome=outcome, limit=limit, offset=offset)
+        rows = self._runs(
+            query=query.casefold() if query else None,
+            provider=provider,
+            model=model,
+            outcome=outcome,
+            limit=limit,
+            offset=offset,
+        )
         return [_summary(row) for row in rows]
 
     def get_run(self, run_id: str) -> RunRecord | None:
@@ -267,6 +273,22 @@ class HistoryStore:
         """Jobs that were submitted (have a task id) and never reached a terminal state: resume these."""
         with self._lock:
             return self._jobs(f"j.task_id IS NOT NULL AND j.state NOT IN {TERMINAL_SQL}", ())
+
+    def abandon_unsubmitted(self, reason: str) -> int:
+        """Fail jobs that never got a task id (the process died first); returns how many. Run at start."""
+        stamp = _iso(self._clock())
+        with self._write() as db:
+            rows = db.execute(f"SELECT id FROM jobs WHERE task_id IS NULL AND state NOT IN {TERMINAL_SQL}").fetchall()
+            for (job_id,) in rows:
+                db.execute(
+                    "UPDATE jobs SET state = 'failed', error = ?, error_kind = 'abandoned', updated_at = ? WHERE id = ?",
+                    (reason, stamp, job_id),
+                )
+                db.execute(
+                    "INSERT INTO job_states (job_id, state, at, message) VALUES (?, 'failed', ?, ?)",
+                    (job_id, stamp, reason),
+                )
+        return len(rows)
 
     def resumable_jobs(self, run_id: str) -> list[JobRecord]:
         """The run's jobs worth waiting for again: submitted, and unfinished or stopped at our deadline."""
@@ -330,14 +352,24 @@ def _job_params(event: JobEvent, at: str) -> dict[str, Any]:
     result = event.result
     terminal_latency = event.elapsed_s if event.is_terminal else None
     return {
-        "run_id": event.run_id, "provider": event.provider, "model": event.model, "task_id": event.task_id,
-        "state": event.state, "at": at, "latency_s": result.latency_s if result else terminal_latency,
-        "cost_usd": result.cost_usd if result else None, "cost_source": result.cost_source if result else None,
-        "error": event.error, "error_code": event.code, "error_kind": event.kind,
-        "result_url": result.image_url if result else None, "result_path": result.path if result else None,
+        "run_id": event.run_id,
+        "provider": event.provider,
+        "model": event.model,
+        "task_id": event.task_id,
+        "state": event.state,
+        "at": at,
+        "latency_s": result.latency_s if result else terminal_latency,
+        "cost_usd": result.cost_usd if result else None,
+        "cost_source": result.cost_source if result else None,
+        "error": event.error,
+        "error_code": event.code,
+        "error_kind": event.kind,
+        "result_url": result.image_url if result else None,
+        "result_path": result.path if result else None,
         "sent": event.sent.model_dump_json() if event.sent else None,
         "result_sent": result.sent.model_dump_json() if result else None,
-        "notes": json.dumps(list(event.notes)), "urls": json.dumps(event.urls, sort_keys=True),
+        "notes": json.dumps(list(event.notes)),
+        "urls": json.dumps(event.urls, sort_keys=True),
     }
 
 
@@ -354,6 +386,11 @@ def _job(row: sqlite3.Row, changes: list[StateChange]) -> JobRecord:
 def _summary(row: sqlite3.Row) -> RunSummary:
     jobs = sorted(tuple(part.split(" ")) for part in (row["job_states"] or "").split(",") if part)
     return RunSummary(
-        run_id=row["run_id"], created_at=row["created_at"], kind=row["kind"], prompt=row["prompt"],
-        outcome=row["outcome"], job_states=tuple(jobs), cost_usd=row["cost_usd"],
+        run_id=row["run_id"],
+        created_at=row["created_at"],
+        kind=row["kind"],
+        prompt=row["prompt"],
+        outcome=row["outcome"],
+        job_states=tuple(jobs),
+        cost_usd=row["cost_usd"],
     )

@@ -29,12 +29,27 @@ log = logging.getLogger(__name__)
 Target = tuple[str, ModelId]
 
 
+ABANDONED = (
+    "The playground stopped before the provider confirmed this job; if the provider created it, it is not tracked."
+)
+
+
+class StoredJob(Protocol):
+    run_id: str
+
+    def ref(self) -> JobRef | None: ...
+
+
 class History(Protocol):
     """What the service needs from a history store."""
 
     def start_run(self, run_id: str, request: GenerationRequest, targets: Sequence[Target], *, kind: str) -> None: ...
 
     def record(self, event: JobEvent) -> None: ...
+
+    def unfinished_jobs(self) -> Sequence[StoredJob]: ...
+
+    def abandon_unsubmitted(self, reason: str) -> int: ...
 
 
 class GenerationService:
@@ -183,6 +198,22 @@ class GenerationService:
         async for event in run.stream(waits):
             yield event
 
+    async def resume_unfinished(self) -> int:
+        """After a restart: wait again for every job history says was submitted and not finished.
+
+        Jobs without a task id cannot be found again and are marked failed. Returns how many were resumed.
+        """
+        if self.history is None:
+            return 0
+        self.history.abandon_unsubmitted(ABANDONED)
+        runs: dict[str, list[JobRef]] = {}
+        for stored in self.history.unfinished_jobs():
+            ref = stored.ref()
+            if ref is not None:
+                runs.setdefault(stored.run_id, []).append(ref)
+        await asyncio.gather(*(_drain(self.resume(refs, run_id=run_id)) for run_id, refs in runs.items()))
+        return sum(len(refs) for refs in runs.values())
+
     def poll_schedule(self, spec: ProviderSpec) -> PollSchedule:
         """The provider's documented schedule, unless PLAYGROUND_POLL_INTERVAL_S overrides it."""
         fixed = self.settings.poll_interval_s
@@ -226,3 +257,13 @@ class GenerationService:
             return 200, "duplicate"
         waiter.deliver(update.status)
         return 200, "ok" if update.status is not None else "will confirm with a status read"
+
+
+async def _drain(events: AsyncIterator[JobEvent]) -> None:
+    """Consume a stream whose events matter only to history (recorded as they pass)."""
+    try:
+        async for event in events:
+            if event.is_terminal:
+                log.info("resumed %s %s: %s", event.key, event.task_id, event.message)
+    except PlaygroundError as exc:
+        log.warning("could not resume jobs: %s", exc)

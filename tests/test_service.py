@@ -134,3 +134,43 @@ async def test_vary_seed_gives_each_target_its_own_seed(service):
     )
     assert [p.request.seed for p in plans] == [7, 8]
     assert plans[0].notes == ("seed ignored by KIE AI (its API has no seed)",)
+
+
+async def test_after_a_crash_unfinished_jobs_are_resumed_from_history_and_never_resubmitted(settings, sandbox):
+    from playground.history import HistoryStore
+
+    sandbox.state.job_seconds = 0.8
+    targets = [("kie", "flux-kontext-pro"), ("fluxapi", "flux-kontext-pro"), ("runapi", "flux-kontext-max")]
+    store = HistoryStore.open(settings.data_dir)
+    first = GenerationService(settings, history=store)
+    events = first.run(FOX, targets)
+    submitted = set()
+    async for event in events:  # "crash" once every job has its task id
+        if event.task_id:
+            submitted.add(event.key)
+        if len(submitted) == len(targets):
+            break
+    await events.aclose()
+    await first.aclose()
+    assert len(store.unfinished_jobs()) == 3
+
+    second = GenerationService(settings, history=store)
+    assert await second.resume_unfinished() == 3
+    await second.aclose()
+    assert store.unfinished_jobs() == []
+    [run] = store.list_runs()
+    assert run.outcome == "succeeded"
+    assert sandbox.state.count(stage="create") == 3
+    store.close()
+
+
+async def test_jobs_that_never_got_a_task_id_are_marked_failed_at_start(settings):
+    from playground.history import HistoryStore
+
+    store = HistoryStore.open(settings.data_dir)
+    store.start_run("r1", FOX, [("kie", "flux-kontext-pro")], kind="generate")
+    service = GenerationService(settings, history=store)
+    assert await service.resume_unfinished() == 0
+    [job] = store.get_run("r1").jobs
+    assert job.state == "failed" and "not tracked" in job.error
+    store.close()
