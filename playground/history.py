@@ -281,7 +281,8 @@ class HistoryStore:
             rows = db.execute(f"SELECT id FROM jobs WHERE task_id IS NULL AND state NOT IN {TERMINAL_SQL}").fetchall()
             for (job_id,) in rows:
                 db.execute(
-                    "UPDATE jobs SET state = 'failed', error = ?, error_kind = 'abandoned', updated_at = ? WHERE id = ?",
+                    "UPDATE jobs SET state = 'failed', error = ?, error_kind = 'abandoned', updated_at = ?"
+                    " WHERE id = ?",
                     (reason, stamp, job_id),
                 )
                 db.execute(
