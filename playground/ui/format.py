@@ -1,0 +1,219 @@
+"""Text the playground shows: status lines, costs, curl commands, notes, the run summary.
+
+Pure functions on engine values; no gradio here, so every line is tested without a browser.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from playground.models import Capabilities, JobResult, ModelId, WireRequest
+from playground.providers import ProviderSpec
+
+# Headers that carry credentials; a value without a $VARIABLE in it is replaced by one.
+CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "x-key", "api-key", "x-goog-api-key"})
+# Plain symbols rather than emoji: they render in every font, headless browsers included.
+STATE_ICONS = {
+    "queued": "○",
+    "running": "●",
+    "succeeded": "✔",
+    "failed": "✘",
+    "canceled": "✘",
+    "stopped": "■",
+}
+INFO, WARNING, BLOCKED = "ℹ", "⚠", "✘"
+
+
+def model_short(model: str) -> str:
+    """'flux-kontext-pro' -> 'pro'."""
+    return model.removeprefix("flux-kontext-")
+
+
+def job_name(label: str, model: str) -> str:
+    """'KIE AI pro': how a job is named in notes and the summary."""
+    return f"{label} {model_short(model)}"
+
+
+def panel_title(label: str, model: str) -> str:
+    """The heading of one result panel."""
+    return f"### {label} · {model_short(model)}"
+
+
+def status_text(state: str, elapsed_s: float, *, error: str | None = None, task_id: str | None = None) -> str:
+    """One live status line: queued, running 12.3 s, done in 27.1 s, failed: reason, stopped."""
+    icon = STATE_ICONS.get(state, "")
+    if state == "queued":
+        text = "queued"
+    elif state == "running":
+        text = f"running {elapsed_s:.1f} s"
+    elif state == "succeeded":
+        text = f"done in {elapsed_s:.1f} s"
+    elif state in ("failed", "canceled"):
+        text = f"{state}: {error or 'no reason given'}"
+    elif state == "stopped":
+        text = f"stopped after {elapsed_s:.1f} s" + (f" (task {task_id})" if task_id else " (before it was submitted)")
+    else:
+        text = ""
+    return f"{icon} {text}".strip()
+
+
+def cost_text(cost_usd: float | None, source: str | None) -> str:
+    """'$0.04 (source)', or 'unknown' when the provider publishes no per-image price."""
+    if cost_usd is None:
+        return "unknown"
+    digits = 2 if round(cost_usd, 2) == round(cost_usd, 6) else 3
+    return f"${cost_usd:.{digits}f}" + (f" ({source})" if source else "")
+
+
+def size_text(size_bytes: int) -> str:
+    """'123 KB' or '1.4 MB'."""
+    if size_bytes >= 1024 * 1024:
+        return f"{size_bytes / 1024 / 1024:.1f} MB"
+    return f"{max(1, round(size_bytes / 1024))} KB"
+
+
+def result_facts(result: JobResult) -> str:
+    """Latency, cost, size and format of one finished image, as one Markdown line."""
+    kind = result.mime_type.split("/")[-1].upper()
+    return (
+        f"**Latency** {result.latency_s:.1f} s · **Cost** {cost_text(result.cost_usd, result.cost_source)} · "
+        f"{result.width}×{result.height} {kind}, {size_text(result.size_bytes)}"
+    )
+
+
+def download_label(result: JobResult) -> str:
+    """The label of the download button: what you get."""
+    ext = result.path.rsplit(".", 1)[-1]
+    return f"Download .{ext} ({size_text(result.size_bytes)})"
+
+
+def notes_markdown(notes: Sequence[str]) -> str:
+    """Notes such as 'seed ignored by KIE AI', one bullet each."""
+    return "\n".join(f"- {INFO} {note}" for note in notes)
+
+
+def failure_help(kind: str | None, key_env: str, *, sandbox: bool) -> str:
+    """What a person can do about a failure of this kind (empty when the reason says it all)."""
+    if kind in ("authentication", "config"):
+        where = "under **Keys** on this page, or in `.env`" if not sandbox else "under **Keys**"
+        return f"Enter a valid key for `{key_env}` {where}."
+    if kind == "insufficient_credits":
+        return "Top up the account, or use another provider."
+    if kind in ("rate_limit", "unavailable", "connection", "timeout"):
+        return "The provider is busy or unreachable: try again in a minute."
+    if kind == "moderated":
+        return "Rephrase the prompt or use another image."
+    return ""
+
+
+def resume_hint(provider: str, model: str, task_id: str) -> str:
+    """The CLI command that waits for a stopped job again, without resubmitting it."""
+    return f"`python -m playground resume --provider {provider} --model {model} --task-id {task_id}`"
+
+
+def sent_params(wire: WireRequest | None) -> dict[str, object] | None:
+    """The parameters the provider received (the JSON body, or the query for a GET)."""
+    if wire is None:
+        return None
+    return dict(wire.body) if wire.body is not None else {"method": wire.method, "url": wire.url}
+
+
+def curl_command(wire: WireRequest, key_env: str | None = None) -> str:
+    """The request as a curl command; credentials appear only as $VARIABLE references."""
+    lines = [f"curl -X {wire.method} {shlex.quote(wire.url)}"]
+    for name, value in wire.headers.items():
+        lines.append(f"  -H {_header_arg(name, value, key_env)}")
+    if wire.body is not None:
+        lines.append(f"  -d {shlex.quote(json.dumps(wire.body, indent=2, ensure_ascii=False))}")
+    return " \\\n".join(lines)
+
+
+def _header_arg(name: str, value: str, key_env: str | None) -> str:
+    if name.lower() in CREDENTIAL_HEADERS and "$" not in value:
+        scheme = value.split(" ", 1)[0] + " " if " " in value else ""
+        value = f"{scheme}${key_env or 'API_KEY'}"
+    if "$" in value:  # double quotes, so the shell expands the variable
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("`", "\\`")
+        return f'"{name}: {escaped}"'
+    return shlex.quote(f"{name}: {value}")
+
+
+def capability_words(caps: Capabilities) -> list[str]:
+    """What a provider supports, in the fewest words that tell providers apart."""
+    words = []
+    if not caps.text_to_image:
+        words.append("edit only")
+    elif not caps.edit:
+        words.append("text-to-image only")
+    if len(caps.models) == 1:
+        words.append(f"{model_short(caps.models[0])} only")
+    words += [word for word, ok in (("seed", caps.seed), ("guidance", caps.guidance)) if ok]
+    if caps.edit and not (caps.upload or caps.inline_image):
+        words.append("image URLs only")
+    return words
+
+
+def provider_choice_label(spec: ProviderSpec) -> str:
+    """'Runflow (edit only, seed, guidance)': a provider as a checkbox label."""
+    words = capability_words(spec.capabilities)
+    return f"{spec.label} ({', '.join(words)})" if words else spec.label
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One job as the summary sees it."""
+
+    label: str
+    model: ModelId
+    state: str
+    latency_s: float | None = None
+    cost_usd: float | None = None
+    error: str | None = None
+
+    @property
+    def name(self) -> str:
+        return job_name(self.label, self.model)
+
+
+def run_summary(outcomes: Sequence[Outcome], wall_s: float | None = None) -> str:
+    """Fastest, cheapest, failures and total cost of a run, as Markdown."""
+    if not outcomes:
+        return ""
+    done = [o for o in outcomes if o.state == "succeeded"]
+    lines = [f"**Run**: {len(done)} of {len(outcomes)} jobs done" + (f" in {wall_s:.1f} s" if wall_s else "")]
+    timed = [o for o in done if o.latency_s is not None]
+    if timed:
+        fastest = min(timed, key=lambda o: o.latency_s or 0.0)
+        lines.append(f"**Fastest**: {fastest.name}, {fastest.latency_s:.1f} s")
+    priced = [o for o in done if o.cost_usd is not None]
+    if priced:
+        cheapest = min(priced, key=lambda o: o.cost_usd or 0.0)
+        lines.append(f"**Cheapest**: {cheapest.name}, {cost_text(cheapest.cost_usd, None)}")
+    lines.append(_total_cost(done))
+    failed = [o for o in outcomes if o.state not in ("succeeded", "queued", "running")]
+    if failed:
+        lines.append(f"**Failures**: {len(failed)}")
+        lines += [f"  - {o.name}: {o.state}" + (f" ({o.error})" if o.error else "") for o in failed]
+    return "\n".join(f"- {line}" if not line.startswith("  ") else line for line in lines)
+
+
+def _total_cost(done: Sequence[Outcome]) -> str:
+    known = sum(o.cost_usd for o in done if o.cost_usd is not None)
+    unknown = [o.name for o in done if o.cost_usd is None]
+    total = f"**Total cost**: {cost_text(known, None)}"
+    if unknown:
+        total += f" + unknown ({', '.join(unknown)}: no published price)"
+    return total
+
+
+def estimate_text(prices: Sequence[tuple[str, float | None]]) -> str:
+    """'3 jobs, about $0.11 (+ unknown: KIE AI pro)': what a run would cost, before it runs."""
+    if not prices:
+        return ""
+    known = sum(p for _, p in prices if p is not None)
+    unknown = [name for name, p in prices if p is None]
+    text = f"**{len(prices)} job{'s' if len(prices) != 1 else ''}**, about {cost_text(known, None)}"
+    return text + (f" (+ unknown: {', '.join(unknown)})" if unknown else "")

@@ -1,0 +1,198 @@
+"""From form values to engine values: the request, the targets, the visitor's keys, the preview.
+
+No gradio here. Errors are PlaygroundErrors whose text the page shows as is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import SecretStr
+
+from playground.capabilities import check_request
+from playground.cli import build_request
+from playground.errors import InvalidInputError, PlaygroundError
+from playground.images import load_input_image
+from playground.models import MODELS, GenerationRequest, InputImage, ModelId
+from playground.providers import ProviderSpec
+from playground.ui.board import PanelKey
+from playground.ui.format import BLOCKED, INFO, WARNING, estimate_text, job_name
+
+KEYS_VERSION = 1
+RANDOM_SEED_LIMIT = 2**31  # the range every provider with a seed documents
+DEFAULT_SAFETY = "default"
+PREVIEW_PROMPT = "preview"  # stands in for an empty prompt when only the controls are checked
+
+
+@dataclass(frozen=True)
+class Form:
+    """The values of one tab's controls, as the page sends them."""
+
+    prompt: str
+    providers: Sequence[str]
+    models: Sequence[str]
+    aspect_ratio: str | None
+    output_format: str
+    seed: str | float | None
+    same_seed: bool
+    randomize: bool
+    safety: str | None
+    upsampling: bool
+    translation: str
+    guidance: str | float | None
+    image_path: str | None = None
+    image_url: str | None = None
+
+    @property
+    def image_source(self) -> str | None:
+        """The upload if there is one, else the URL (stripped), else None."""
+        return self.image_path or (self.image_url or "").strip() or None
+
+    def next_seed(self) -> int | None:
+        """The seed for this run: a fresh random one when randomize is on, else the seed box."""
+        return secrets.randbelow(RANDOM_SEED_LIMIT) if self.randomize else self.typed_seed()
+
+    def typed_seed(self) -> int | None:
+        """The seed box as a number (empty: None); InvalidInputError when it is not a whole number."""
+        value = _number(self.seed, "seed")
+        if value is not None and not value.is_integer():
+            raise InvalidInputError(f"The seed must be a whole number, not {value:g}.")
+        return None if value is None else int(value)
+
+
+def _number(typed: str | float | None, name: str) -> float | None:
+    """A number typed into a text box (empty: None); InvalidInputError naming the box otherwise."""
+    text = "" if typed is None else str(typed).strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidInputError(f"The {name} must be a number, not {text[:20]!r}.") from None
+
+
+def build(form: Form, seed: int | None, image: InputImage | None, *, prompt: str | None = None) -> GenerationRequest:
+    """The request the form describes, or InvalidInputError with one sentence."""
+    safety = None if form.safety in (None, "", DEFAULT_SAFETY) else _number(form.safety, "safety tolerance")
+    args = argparse.Namespace(
+        prompt=form.prompt if prompt is None else prompt,
+        image=None,
+        aspect_ratio=form.aspect_ratio or None,
+        output_format=form.output_format,
+        seed=seed,
+        safety_tolerance=None if safety is None else int(safety),
+        prompt_upsampling=bool(form.upsampling),
+        translation=form.translation if form.translation in ("on", "off") else None,
+        guidance=_number(form.guidance, "guidance"),
+    )
+    request = build_request(args)
+    return request.model_copy(update={"image": image}) if image is not None else request
+
+
+def load_image(form: Form, *, required: bool) -> InputImage | None:
+    """The checked input image (upload or URL); InvalidInputError when it is missing or unreadable."""
+    source = form.image_source
+    if source is None:
+        if required:
+            raise InvalidInputError("Add an input image: upload one, or paste an http(s) image URL.")
+        return None
+    return load_input_image(source)
+
+
+def placeholder_image(form: Form) -> InputImage | None:
+    """An image that stands for the form's input in capability checks, without reading any file."""
+    if form.image_path:
+        return InputImage(content=b"", mime_type="image/png", filename="upload")
+    url = (form.image_url or "").strip()
+    return InputImage(url=url) if url else None
+
+
+def targets(form: Form, specs: Mapping[str, ProviderSpec]) -> list[PanelKey]:
+    """Every (provider, model) pair chosen, in page order; InvalidInputError when none is."""
+    models: list[ModelId] = [m for m in MODELS if m in form.models]
+    chosen = [name for name in specs if name in form.providers]
+    if not chosen or not models:
+        raise InvalidInputError("Choose at least one provider and one model.")
+    return [(name, model) for name in chosen for model in models]
+
+
+# --- the visitor's keys (kept encrypted in their browser) -----------------------------------------
+
+
+def empty_keys() -> dict[str, Any]:
+    """The stored value meaning 'no keys'. Never falsy: the browser does not save falsy values."""
+    return {"v": KEYS_VERSION, "keys": {}}
+
+
+def stored_keys(blob: object, specs: Mapping[str, ProviderSpec]) -> dict[str, str]:
+    """Env name -> key for the known providers in a stored value; anything else is dropped."""
+    known = {spec.key_env for spec in specs.values()}
+    raw = blob.get("keys") if isinstance(blob, dict) else None
+    if not isinstance(raw, dict):
+        return {}
+    pairs = ((env, value.strip()) for env, value in raw.items() if env in known and isinstance(value, str))
+    return {env: value for env, value in pairs if value}
+
+
+def visitor_keys(blob: object, specs: Mapping[str, ProviderSpec]) -> dict[str, SecretStr]:
+    """The keys to pass to the service, by env name."""
+    return {env: SecretStr(value) for env, value in stored_keys(blob, specs).items()}
+
+
+def merge_keys(blob: object, entered: Mapping[str, str | None], specs: Mapping[str, ProviderSpec]) -> dict[str, Any]:
+    """The stored value with the newly typed keys added (blank boxes keep the saved key)."""
+    keys = stored_keys(blob, specs)
+    keys.update({env: value.strip() for env, value in entered.items() if value and value.strip()})
+    return {"v": KEYS_VERSION, "keys": stored_keys({"keys": keys}, specs)}
+
+
+# --- what the controls mean for each chosen provider, before the run -------------------------------
+
+
+def preview_lines(
+    form: Form,
+    specs: Mapping[str, ProviderSpec],
+    usable: Sequence[str],
+    *,
+    needs_image: bool,
+    can_host: bool = False,
+) -> list[str]:
+    """Markdown lines: values a provider cannot take, controls it ignores, missing keys, the cost.
+
+    ``can_host``: the app serves local inputs at a public URL, so URL-only providers take uploads too.
+    """
+    try:
+        chosen = targets(form, specs)
+        request = build(form, _preview_seed(form), placeholder_image(form), prompt=form.prompt or PREVIEW_PROMPT)
+    except PlaygroundError as exc:
+        return [f"{BLOCKED} {exc}"]
+    if needs_image and request.image is None:
+        request = request.model_copy(update={"image": InputImage(url="https://example.com/input.png")})
+    lines: list[str] = []
+    for name, model in chosen:
+        lines += _target_lines(specs[name], request.with_model(model), name in usable, can_host)
+    prices = [(job_name(specs[n].label, m), _price(specs[n], m)) for n, m in chosen]
+    return list(dict.fromkeys(lines)) + [estimate_text(prices)]
+
+
+def _preview_seed(form: Form) -> int | None:
+    return 0 if form.randomize else form.typed_seed()
+
+
+def _target_lines(spec: ProviderSpec, request: GenerationRequest, is_usable: bool, can_host: bool) -> list[str]:
+    if not is_usable:
+        return [f"{WARNING} {spec.label} has no API key: enter yours under **Keys** ({spec.key_env})."]
+    try:
+        notes = check_request(spec.label, spec.capabilities, request, can_host=can_host)
+        return [f"{INFO} {note}" for note in notes]
+    except PlaygroundError as exc:
+        return [f"{BLOCKED} {exc}"]
+
+
+def _price(spec: ProviderSpec, model: ModelId) -> float | None:
+    price = spec.prices.get(model)
+    return price.usd if price else None

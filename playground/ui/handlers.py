@@ -1,0 +1,277 @@
+"""The event handlers: component values in, updates out. The work itself is the service's.
+
+Every handler catches PlaygroundError and shows it; one provider's failure never stops the others,
+because each (provider, model) job is checked on its own and the service runs them independently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import httpx
+from pydantic import SecretStr
+
+from playground.errors import PlaygroundError
+from playground.fetch import fetch_user_image
+from playground.images import EXTENSIONS
+from playground.models import GenerationRequest, InputImage, JobEvent
+from playground.service import GenerationService
+from playground.ui import forms
+from playground.ui.board import Board, PanelKey, panel_keys
+from playground.ui.format import BLOCKED, provider_choice_label, run_summary
+from playground.ui.panels import Renderer, TabKind
+from playground.ui.stream import changes
+
+log = logging.getLogger(__name__)
+
+MAX_REMEMBERED_RUNS = 512  # boards kept for the Stop button, one per (session, tab)
+SANDBOX_NOTE = (
+    "**Sandbox mode**: every provider here is a local imitation of its real API. "
+    "No real provider is called and no key is needed; the images are drawn locally."
+)
+
+NO_BEFORE_NOTE = "ℹ The input URL could not be read from here, so the panels show the result without a 'before'."
+
+
+@dataclass
+class UiOptions:
+    """How the page behaves: sandbox or real, whether the server's own keys may be spent, notices."""
+
+    sandbox: bool
+    server_keys: bool = True
+    notices: list[str] = field(default_factory=list)
+
+
+class Handlers:
+    """Bound methods wired to the page's events; one instance serves every visitor."""
+
+    def __init__(self, service: GenerationService, options: UiOptions, *, clock: Callable[[], float] = time.monotonic):
+        self.service = service
+        self.options = options
+        self.specs = service.specs
+        self.keys = panel_keys(self.specs)
+        self._clock = clock
+        self._runs: OrderedDict[tuple[str, TabKind], tuple[Board, Renderer]] = OrderedDict()
+
+    # --- the page ------------------------------------------------------------------------------------
+
+    def banner(self) -> str:
+        """Sandbox notice, shared-page notice and any launch notices, as Markdown."""
+        parts = [SANDBOX_NOTE] if self.options.sandbox else []
+        if not self.options.server_keys and not self.options.sandbox:
+            parts.append("⚠ This shared page does not spend the server's keys: enter your own under **Keys**.")
+        return "\n\n".join(parts + self.options.notices)
+
+    def usable(self, keys: dict[str, SecretStr]) -> list[str]:
+        """Providers this visitor can run: the server's (if allowed) and those they entered a key for."""
+        server = self.options.server_keys or self.options.sandbox
+        return [name for name in self.specs if self.service.is_configured(name, keys, server_keys=server)]
+
+    def provider_choices(self, keys: dict[str, SecretStr]) -> list[tuple[str, str]]:
+        """(label, name) for every usable provider."""
+        return [(provider_choice_label(self.specs[name]), name) for name in self.usable(keys)]
+
+    def default_providers(self, kind: TabKind, keys: dict[str, SecretStr]) -> list[str]:
+        """Preselected providers: every usable one that does what the tab does."""
+
+        def fits(name: str) -> bool:
+            caps = self.specs[name].capabilities
+            return caps.edit if kind == "edit" else caps.text_to_image
+
+        return [name for name in self.usable(keys) if fits(name)]
+
+    def on_load(self, blob: object, text_sel: list[str], edit_sel: list[str]) -> tuple[Any, ...]:
+        """A visitor opened the page: banner, provider lists including their own keys, key status."""
+        keys = forms.visitor_keys(blob, self.specs)
+        return (self.banner(), *self._choices(keys, text_sel, edit_sel), self._keys_status(blob))
+
+    def _choices(self, keys: dict[str, SecretStr], text_sel: Sequence[str], edit_sel: Sequence[str]) -> list[Any]:
+        choices = self.provider_choices(keys)
+        names = {name for _, name in choices}
+        return [
+            gr.update(choices=choices, value=[n for n in sel if n in names] or self.default_providers(kind, keys))
+            for kind, sel in _tabs(text_sel, edit_sel)
+        ]
+
+    # --- what the controls mean, before the run ------------------------------------------------------
+
+    def preview_text(self, *values: Any) -> str:
+        """Unsupported values, ignored controls, missing keys and the cost, for the Text to image tab."""
+        return self._preview(_form(values[:-1], edit=False), values[-1], needs_image=False)
+
+    def preview_edit(self, *values: Any) -> str:
+        """The same for the Edit tab."""
+        return self._preview(_form(values[:-1], edit=True), values[-1], needs_image=True)
+
+    def _preview(self, form: forms.Form, blob: object, *, needs_image: bool) -> str:
+        usable = self.usable(forms.visitor_keys(blob, self.specs))
+        can_host = self.service.input_host is not None
+        lines = forms.preview_lines(form, self.specs, usable, needs_image=needs_image, can_host=can_host)
+        return "\n".join(f"- {line}" for line in lines)
+
+    # --- generate ------------------------------------------------------------------------------------
+
+    async def generate_text(self, request: gr.Request, *values: Any) -> AsyncIterator[list[Any]]:
+        """Run the Text to image tab's form on every chosen provider and model; stream the panels."""
+        async for frame in self._generate("text", _form(values[:-1], edit=False), values[-1], request):
+            yield frame
+
+    async def generate_edit(self, request: gr.Request, *values: Any) -> AsyncIterator[list[Any]]:
+        """Run the Edit tab's form; each panel also shows before/after."""
+        async for frame in self._generate("edit", _form(values[:-1], edit=True), values[-1], request):
+            yield frame
+
+    async def _generate(
+        self, kind: TabKind, form: forms.Form, blob: object, request: gr.Request | None
+    ) -> AsyncIterator[list[Any]]:
+        renderer = Renderer(kind, self.keys, sandbox=self.options.sandbox)
+        seed = form.next_seed()
+        try:
+            image, input_path = await self._input(form, required=kind == "edit")
+            job_request = forms.build(form, seed, image)
+            chosen = forms.targets(form, self.specs)
+        except PlaygroundError as exc:
+            yield renderer.head(message=f"{BLOCKED} {exc}")
+            return
+        board = Board.start(chosen, self.specs, input_path=input_path, clock=self._clock)
+        self._remember(request, kind, board, renderer)
+        keys = forms.visitor_keys(blob, self.specs)
+        good = self._split(board, job_request, chosen, keys)
+        note = NO_BEFORE_NOTE if image is not None and input_path is None else ""
+        yield renderer.frame(board, chosen, hide_others=True, seed=seed, message=note, summary="")
+        message: Any = gr.skip()
+        try:
+            events = self._run(job_request, good, keys, vary_seed=not form.same_seed)
+            async with contextlib.aclosing(changes(board, events, clock=self._clock)) as batches:
+                async for changed in batches:
+                    yield renderer.frame(board, changed)
+        except PlaygroundError as exc:
+            message = f"{BLOCKED} {exc}"
+        finally:
+            leftover = board.stop()  # after Stop or an error nothing runs any more; after a normal end, none
+        yield renderer.frame(board, leftover, message=message, summary=run_summary(board.outcomes(), board.wall_s))
+
+    def _split(
+        self, board: Board, request: GenerationRequest, chosen: list[PanelKey], keys: dict[str, SecretStr]
+    ) -> list[PanelKey]:
+        """Check each target on its own: a bad one fails in its own panel, the good ones run."""
+        good = []
+        for key in chosen:
+            try:
+                self.service.plan(request, [key], keys, server_keys=self.options.server_keys)
+                good.append(key)
+            except PlaygroundError as exc:
+                board.reject(key, f"{exc} Nothing was sent.", exc.code)
+        return good
+
+    async def _run(
+        self, request: GenerationRequest, good: list[PanelKey], keys: dict[str, SecretStr], *, vary_seed: bool
+    ) -> AsyncGenerator[JobEvent, None]:
+        """The service's events for the targets that passed their checks (none: nothing to run)."""
+        if good:
+            server_keys = self.options.server_keys
+            async for event in self.service.run(request, good, keys=keys, server_keys=server_keys, vary_seed=vary_seed):
+                yield event
+
+    async def _input(self, form: forms.Form, *, required: bool) -> tuple[InputImage | None, str | None]:
+        """The checked input image, and a local file of it for the before/after slider."""
+        image = forms.load_image(form, required=required)
+        if image is None or image.is_local:
+            return image, form.image_path
+        return image, await self._preview_file(image.url or "")
+
+    async def _preview_file(self, url: str) -> str | None:
+        """A local copy of an input URL for the slider; None (the run goes on) when it cannot be read."""
+        allow_private = self.service.settings.allow_private_urls or self.service.settings.sandbox
+        try:
+            fetched = await fetch_user_image(self.service.client, url, allow_private=allow_private)
+        except (PlaygroundError, httpx.HTTPError) as exc:  # fetch_user_image lets connection errors through
+            log.debug("no before image for the slider: %s", exc)
+            return None
+        assert fetched.content is not None and fetched.mime_type is not None
+        name = hashlib.sha256(fetched.content).hexdigest()[:20] + "." + EXTENSIONS[fetched.mime_type]
+        path = Path(self.service.settings.out_dir) / "inputs" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(fetched.content)
+        return str(path)
+
+    # --- stop ----------------------------------------------------------------------------------------
+
+    def stop_text(self, request: gr.Request) -> list[Any]:
+        """Stop the Text to image run of this visitor: running panels show 'stopped' with their task id."""
+        return self._stop("text", request)
+
+    def stop_edit(self, request: gr.Request) -> list[Any]:
+        """Stop the Edit run of this visitor."""
+        return self._stop("edit", request)
+
+    def _stop(self, kind: TabKind, request: gr.Request | None) -> list[Any]:
+        found = self._runs.get((_session(request), kind))
+        if found is None:
+            return Renderer(kind, self.keys, sandbox=self.options.sandbox).head()
+        board, renderer = found
+        stopped = board.stop()
+        return renderer.frame(board, stopped, summary=run_summary(board.outcomes(), board.wall_s))
+
+    def _remember(self, request: gr.Request | None, kind: TabKind, board: Board, renderer: Renderer) -> None:
+        self._runs[(_session(request), kind)] = (board, renderer)
+        self._runs.move_to_end((_session(request), kind))
+        while len(self._runs) > MAX_REMEMBERED_RUNS:
+            self._runs.popitem(last=False)
+
+    # --- keys ----------------------------------------------------------------------------------------
+
+    def save_keys(self, blob: object, text_sel: list[str], edit_sel: list[str], *entered: str) -> tuple[Any, ...]:
+        """Store the typed keys in the visitor's browser; clear the boxes; list the newly usable providers."""
+        typed = dict(zip((spec.key_env for spec in self.specs.values()), entered, strict=True))
+        new_blob = forms.merge_keys(blob, typed, self.specs)
+        added = [name for name, spec in self.specs.items() if (typed.get(spec.key_env) or "").strip()]
+        keys = forms.visitor_keys(new_blob, self.specs)
+        choices = self._choices(keys, [*text_sel, *added], [*edit_sel, *added])
+        return (new_blob, self._keys_status(new_blob), *choices, *([""] * len(entered)))
+
+    def forget_keys(self, text_sel: list[str], edit_sel: list[str]) -> tuple[Any, ...]:
+        """Remove every key from the visitor's browser."""
+        blob = forms.empty_keys()
+        return (blob, self._keys_status(blob), *self._choices({}, text_sel, edit_sel))
+
+    def _keys_status(self, blob: object) -> str:
+        saved = forms.stored_keys(blob, self.specs)
+        labels = [spec.label for spec in self.specs.values() if spec.key_env in saved]
+        if not labels:
+            return "No keys saved in this browser."
+        return f"Keys saved in this browser for: {', '.join(labels)}. They are sent only with your own runs."
+
+    # --- the edit chain ------------------------------------------------------------------------------
+
+    def use_as_input(self, pair: tuple[str | None, str | None] | None) -> tuple[Any, Any]:
+        """Put a panel's result (the 'after' of its slider) into the Edit input, and clear the URL box."""
+        after = pair[1] if pair else None
+        return (after, "") if after else (gr.skip(), gr.skip())
+
+
+def _form(values: Sequence[Any], *, edit: bool) -> forms.Form:
+    """A Form from the positional values of a tab's form inputs (see layout.TabUI.form_inputs)."""
+    base = forms.Form(*values[:12])
+    return dataclasses.replace(base, image_path=values[12], image_url=values[13]) if edit else base
+
+
+def _tabs(text_sel: Sequence[str], edit_sel: Sequence[str]) -> list[tuple[TabKind, Sequence[str]]]:
+    return [("text", text_sel), ("edit", edit_sel)]
+
+
+def _session(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "anonymous"
+
+
+__all__ = ["Handlers", "UiOptions"]

@@ -1,0 +1,128 @@
+"""Starting the page: sandbox or real providers, whose keys may be spent, launch options, share link."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from fastapi import FastAPI
+from starlette.routing import BaseRoute
+
+from playground.errors import ConfigError
+from playground.providers import REGISTRY
+from playground.sandbox.server import SandboxServer, sandbox_settings, state_from_env
+from playground.service import GenerationService
+from playground.settings import Settings
+from playground.ui.handlers import Handlers, UiOptions
+from playground.ui.layout import ASSETS, CSS, build_ui
+from playground.ui.secret import browser_secret
+
+log = logging.getLogger(__name__)
+
+SHARE_KEYS_ENV = "PLAYGROUND_SHARE_SERVER_KEYS"
+AUTH_ENV = "PLAYGROUND_AUTH"
+
+
+@dataclass
+class Page:
+    """A built page: the Blocks, its handlers, and how to launch it."""
+
+    demo: gr.Blocks
+    handlers: Handlers
+    auth: tuple[str, str] | None
+
+
+def needs_sandbox(settings: Settings, *, asked: bool) -> bool:
+    """--sandbox, PLAYGROUND_SANDBOX=1, or no provider key configured at all."""
+    return asked or settings.sandbox or not any(settings.secret(spec.key_env) for spec in REGISTRY.values())
+
+
+def parse_auth(environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """PLAYGROUND_AUTH=user:pass as a (user, password) pair; ConfigError when malformed."""
+    raw = environ.get(AUTH_ENV, "").strip()
+    if not raw:
+        return None
+    user, sep, password = raw.partition(":")
+    if not sep or not user or not password:
+        raise ConfigError(f"{AUTH_ENV} must look like user:password.")
+    return user, password
+
+
+def may_spend_server_keys(*, share: bool, auth: tuple[str, str] | None, environ: Mapping[str, str]) -> bool:
+    """Strangers on a share link spend the server's keys only if the operator allowed it or set a password."""
+    allowed = environ.get(SHARE_KEYS_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    return not share or allowed or auth is not None
+
+
+def build_page(service: GenerationService, *, share: bool, environ: Mapping[str, str] | None = None) -> Page:
+    """The page for ``service``, with the options the environment asks for."""
+    env = os.environ if environ is None else environ
+    auth = parse_auth(env)
+    settings = service.settings
+    server_keys = may_spend_server_keys(share=share, auth=auth, environ=env)
+    options = UiOptions(sandbox=settings.sandbox, server_keys=server_keys)
+    handlers = Handlers(service, options)
+    demo = build_ui(handlers, secret=browser_secret(settings.data_dir, env))
+    return Page(demo, handlers, auth)
+
+
+def launch(page: Page, *, share: bool = False, **overrides: Any) -> tuple[FastAPI, str, str | None]:
+    """Serve the page without blocking; (app, local URL, share URL or None). A failed share keeps serving locally."""
+    options: dict[str, Any] = dict(
+        share=share,
+        auth=page.auth,
+        prevent_thread_lock=True,
+        theme=gr.themes.Soft(),
+        css=CSS,
+        ssr_mode=False,
+        run_history=False,  # it would keep every run's inputs, keys included, in the browser
+        footer_links=["api", "gradio", "settings"],
+        allowed_paths=_allowed_paths(page.handlers.service.settings),
+        show_error=True,
+    )
+    app, local_url, share_url = page.demo.launch(**(options | overrides))
+    if share and not share_url:
+        page.handlers.options.notices.append(share_failed_note(local_url))
+    return app, local_url, share_url
+
+
+def share_failed_note(local_url: str) -> str:
+    """What to tell the operator (and show on the page) when no share link could be made."""
+    return (
+        "⚠ The share link could not be created (Gradio's share server is unreachable from here). "
+        f"The playground keeps serving locally at {local_url}."
+    )
+
+
+def _allowed_paths(settings: Settings) -> list[str]:
+    """The shipped example image, and the results folder when it lies outside the working directory."""
+    out = settings.out_dir.resolve()
+    inside_cwd = out.is_relative_to(Path.cwd())
+    return [str(ASSETS)] + ([] if inside_cwd else [str(out)])
+
+
+def with_sandbox(settings: Settings) -> tuple[Settings, SandboxServer]:
+    """Start the local sandbox and point every provider at it (SANDBOX_JOB_SECONDS, SANDBOX_FAULTS apply)."""
+    server = SandboxServer(state_from_env()).start()
+    return sandbox_settings(settings, server.url), server
+
+
+def serve_routes(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
+    """Serve ``routes`` beside the UI, ahead of Gradio's own (webhooks, hosted inputs)."""
+    app.router.routes[0:0] = list(routes)
+
+
+def in_background(page: Page, work: Coroutine[object, object, object]) -> None:
+    """Run ``work`` on the server's event loop, where the service's HTTP client and callback inbox live."""
+    servers = getattr(page.demo.server, "servers", None)  # uvicorn's listening sockets, once started
+    if not servers:
+        log.warning("could not find the server's event loop; background work skipped")
+        work.close()
+        return
+    asyncio.run_coroutine_threadsafe(work, servers[0].get_loop())

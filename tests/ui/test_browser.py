@@ -1,0 +1,137 @@
+"""The page in Debian's chromium: generate, edit with before/after, chain an edit, stop, keep keys."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+
+from tests.ui.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, RunningApp
+
+pytestmark = pytest.mark.browser
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "playground" / "ui" / "assets" / "example-input.png"
+WAIT_MS = 20_000
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    """Debian's chromium, for this module only: sync Playwright holds an event loop while it runs,
+    which would break the asyncio tests of later modules."""
+    if not Path(CHROMIUM).exists() and shutil.which(CHROMIUM) is None:
+        pytest.fail(
+            f"Chromium is missing at {CHROMIUM}: install it (apt-get install chromium; scripts/test does) "
+            "or set CHROMIUM_PATH. The browser test must run, not skip."
+        )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def web_page(chromium: Browser) -> Iterator[Page]:
+    """A fresh browser profile per test: its own local storage, so saved keys do not carry over."""
+    context = chromium.new_context(viewport={"width": 1300, "height": 1000})
+    yield context.new_page()
+    context.close()
+
+
+def open_page(page: Page, app: RunningApp) -> None:
+    page.goto(app.url)
+    expect(page.locator("#text-prompt textarea")).to_be_visible(timeout=WAIT_MS)
+
+
+def choose(page: Page, tab: str, providers: list[str]) -> None:
+    """Tick exactly these providers (labels start with the provider's name)."""
+    for label in page.locator(f"#{tab}-providers label").all():
+        box = label.locator("input")
+        wanted = any(label.inner_text().startswith(name) for name in providers)
+        if box.is_checked() != wanted:
+            label.click()
+
+
+def loaded(image: Locator) -> None:
+    expect(image).to_be_visible(timeout=WAIT_MS)
+    image.page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+
+
+def run_and_wait(page: Page, tab: str, panels: list[str]) -> None:
+    """Click Generate and wait until every panel says done and the summary is in."""
+    page.locator(f"#{tab}-generate").click()
+    for panel in panels:
+        expect(page.locator(f"#{tab}-{panel}-status")).to_contain_text("done in", timeout=WAIT_MS)
+    expect(page.locator(f"#{tab}-summary")).to_contain_text("Total cost", timeout=WAIT_MS)
+
+
+def test_generate_then_edit_with_before_after_then_chain_a_second_edit(web_page: Page, ui_app: RunningApp):
+    open_page(web_page, ui_app)
+    web_page.locator("#text-prompt textarea").fill("a red fox in a snowy birch forest")
+    choose(web_page, "text", ["KIE AI", "RunAPI.ai", "Black Forest Labs"])
+    shown = ["kie-pro", "runapi-pro", "bfl-pro"]
+    run_and_wait(web_page, "text", shown)
+    for panel in shown:
+        loaded(web_page.locator(f"#text-{panel}-image img"))
+        expect(web_page.locator(f"#text-{panel}-image img")).to_have_attribute("src", re.compile(r"\.jpg$"))
+    expect(web_page.locator("#text-fluxapi-pro")).to_be_hidden()
+    ARTIFACTS.mkdir(exist_ok=True)
+    web_page.screenshot(path=ARTIFACTS / "screenshot-text.png", full_page=True)
+
+    web_page.get_by_role("tab", name="Edit").click()
+    web_page.locator("#edit-image input[type=file]").set_input_files(EXAMPLE)
+    web_page.locator("#edit-prompt textarea").fill("make it a snowy winter evening")
+    choose(web_page, "edit", ["KIE AI", "RunAPI.ai", "Runflow"])
+    edited = ["kie-pro", "runapi-pro", "runflow-pro"]
+    run_and_wait(web_page, "edit", edited)
+    for panel in edited:
+        before_after = web_page.locator(f"#edit-{panel}-slider img")
+        expect(before_after).to_have_count(2, timeout=WAIT_MS)
+        loaded(before_after.nth(0))
+        loaded(before_after.nth(1))
+    web_page.screenshot(path=ARTIFACTS / "screenshot-edit.png", full_page=True)
+
+    web_page.locator("#edit-runapi-pro-use").click()
+    expect(web_page.locator("#edit-image img")).to_have_attribute("src", re.compile(r"runapi-flux-kontext-pro"))
+    web_page.locator("#edit-prompt textarea").fill("add a red hot air balloon")
+    web_page.locator("#edit-generate").click()
+    expect(web_page.locator("#edit-summary")).not_to_contain_text("Total cost", timeout=WAIT_MS)
+    expect(web_page.locator("#edit-summary")).to_contain_text("Total cost", timeout=WAIT_MS)
+    for panel in edited:
+        expect(web_page.locator(f"#edit-{panel}-status")).to_contain_text("done in")
+        first = web_page.locator(f"#edit-{panel}-slider img").nth(0)
+        expect(first).to_have_attribute("src", re.compile(r"runapi-flux-kontext-pro"))
+
+
+def test_stop_leaves_the_running_panel_stopped_with_its_task_id(web_page: Page, ui_app: RunningApp):
+    open_page(web_page, ui_app)
+    web_page.locator("#text-prompt textarea").fill("a fox sandbox:never")
+    choose(web_page, "text", ["KIE AI"])
+    web_page.locator("#text-generate").click()
+    expect(web_page.locator("#text-kie-pro-status")).to_contain_text("running", timeout=WAIT_MS)
+    web_page.locator("#text-stop").click()
+    expect(web_page.locator("#text-kie-pro-status")).to_contain_text(re.compile(r"stopped after .* \(task \w+"))
+    expect(web_page.locator("#text-kie-pro-info")).to_contain_text("python -m playground resume --provider kie")
+
+
+def open_keys(web_page: Page, app: RunningApp) -> None:
+    open_page(web_page, app)
+    web_page.get_by_text("Keys: use your own API keys").click()
+
+
+def test_keys_are_kept_in_this_browser_and_can_be_forgotten(web_page: Page, ui_app: RunningApp):
+    open_keys(web_page, ui_app)
+    web_page.locator("#key-kie input").fill("browser-key-91c2")
+    web_page.get_by_role("button", name="Save keys in this browser").click()
+    expect(web_page.locator("#keys-status")).to_contain_text("Keys saved in this browser for: KIE AI")
+    expect(web_page.locator("#key-kie input")).to_have_value("")
+    open_keys(web_page, ui_app)  # a reload: the key comes back from the browser's storage, not from the server
+    expect(web_page.locator("#keys-status")).to_contain_text("Keys saved in this browser for: KIE AI", timeout=WAIT_MS)
+    assert "browser-key-91c2" not in web_page.content()
+    web_page.get_by_role("button", name="Forget my keys").click()
+    expect(web_page.locator("#keys-status")).to_contain_text("No keys saved")
+    open_keys(web_page, ui_app)
+    expect(web_page.locator("#keys-status")).to_contain_text("No keys saved", timeout=WAIT_MS)

@@ -1,0 +1,155 @@
+"""The page's text, without a browser: status lines, costs, curl, labels, the run summary."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from playground.models import Capabilities, JobResult, WireRequest
+from playground.providers import REGISTRY, ProviderSpec
+from playground.ui.format import (
+    Outcome,
+    cost_text,
+    curl_command,
+    download_label,
+    estimate_text,
+    failure_help,
+    provider_choice_label,
+    result_facts,
+    run_summary,
+    sent_params,
+    status_text,
+)
+
+KEY = "sk-live-7f3a9c"
+WIRE = WireRequest(
+    method="POST",
+    url="https://api.kie.ai/api/v1/flux/kontext/generate",
+    headers={"Authorization": "Bearer $KIE_API_KEY", "Content-Type": "application/json"},
+    body={"prompt": "it's a fox", "model": "flux-kontext-pro"},
+)
+
+
+@pytest.mark.parametrize(
+    ("state", "elapsed", "extra", "expected"),
+    [
+        ("queued", 0.0, {}, "○ queued"),
+        ("running", 12.34, {}, "● running 12.3 s"),
+        ("succeeded", 27.06, {}, "✔ done in 27.1 s"),
+        ("failed", 3.0, {"error": "KIE AI rejected the API key (HTTP 401)."}, "✘ failed: KIE AI rejected the API key"),
+        ("failed", 3.0, {}, "✘ failed: no reason given"),
+        ("stopped", 4.0, {"task_id": "t-123"}, "■ stopped after 4.0 s (task t-123)"),
+        ("stopped", 0.2, {}, "■ stopped after 0.2 s (before it was submitted)"),
+    ],
+)
+def test_status_lines_say_what_is_happening(state, elapsed, extra, expected):
+    assert status_text(state, elapsed, **extra).startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("usd", "source", "expected"),
+    [
+        (0.04, "bfl.ai pricing", "$0.04 (bfl.ai pricing)"),
+        (0.025, None, "$0.025"),
+        (0.1, None, "$0.10"),
+        (None, "anything", "unknown"),
+    ],
+)
+def test_cost_is_dollars_with_its_source_or_unknown(usd, source, expected):
+    assert cost_text(usd, source) == expected
+
+
+def test_curl_shows_the_key_as_its_variable_and_quotes_the_body():
+    curl = curl_command(WIRE, "KIE_API_KEY")
+    assert '-H "Authorization: Bearer $KIE_API_KEY"' in curl
+    assert "-d '{" in curl and "it'\"'\"'s a fox" in curl  # the single quote survives shell quoting
+    assert curl.startswith("curl -X POST https://api.kie.ai/api/v1/flux/kontext/generate")
+
+
+@pytest.mark.parametrize("header", ["Authorization", "x-key", "X-API-Key"])
+def test_curl_never_shows_a_raw_key_even_if_one_slipped_into_the_headers(header):
+    leaky = WIRE.model_copy(update={"headers": {header: f"Bearer {KEY}" if header == "Authorization" else KEY}})
+    curl = curl_command(leaky, "KIE_API_KEY")
+    assert KEY not in curl and "$KIE_API_KEY" in curl
+
+
+def test_sent_params_are_the_body_or_the_url_of_a_get():
+    assert sent_params(WIRE) == WIRE.body
+    assert sent_params(WireRequest(method="GET", url="https://x/y?a=1")) == {"method": "GET", "url": "https://x/y?a=1"}
+    assert sent_params(None) is None
+
+
+def result(**kw) -> JobResult:
+    values = dict(
+        path="/out/run/kie-flux-kontext-pro.jpg",
+        image_url="https://x/y.jpg",
+        mime_type="image/jpeg",
+        width=1024,
+        height=768,
+        size_bytes=123_456,
+        latency_s=27.06,
+        cost_usd=None,
+        cost_source=None,
+        sent=WIRE,
+    )
+    return JobResult(**(values | kw))
+
+
+def test_result_facts_and_download_label_name_latency_cost_size_and_format():
+    facts = result_facts(result(cost_usd=0.04, cost_source="src"))
+    assert facts == "**Latency** 27.1 s · **Cost** $0.04 (src) · 1024×768 JPEG, 121 KB"
+    assert "**Cost** unknown" in result_facts(result())
+    assert download_label(result()) == "Download .jpg (121 KB)"
+
+
+def test_summary_names_fastest_cheapest_failures_and_the_unknown_prices():
+    outcomes = [
+        Outcome("KIE AI", "flux-kontext-pro", "succeeded", latency_s=4.2, cost_usd=None),
+        Outcome("APIXO", "flux-kontext-pro", "succeeded", latency_s=6.0, cost_usd=0.03),
+        Outcome("Black Forest Labs", "flux-kontext-max", "succeeded", latency_s=5.0, cost_usd=0.08),
+        Outcome("RunAPI.ai", "flux-kontext-pro", "failed", error="RunAPI.ai is unavailable (HTTP 500)."),
+    ]
+    summary = run_summary(outcomes, wall_s=6.3)
+    assert "**Run**: 3 of 4 jobs done in 6.3 s" in summary
+    assert "**Fastest**: KIE AI pro, 4.2 s" in summary
+    assert "**Cheapest**: APIXO pro, $0.03" in summary
+    assert "**Total cost**: $0.11 + unknown (KIE AI pro: no published price)" in summary
+    assert "**Failures**: 1" in summary and "RunAPI.ai pro: failed (RunAPI.ai is unavailable (HTTP 500).)" in summary
+
+
+def test_summary_of_a_run_where_nothing_has_a_price():
+    summary = run_summary([Outcome("KIE AI", "flux-kontext-pro", "succeeded", latency_s=1.0)])
+    assert "**Total cost**: $0.00 + unknown (KIE AI pro" in summary and "Cheapest" not in summary
+
+
+def test_estimate_counts_jobs_and_names_unknown_prices():
+    estimate = estimate_text([("APIXO pro", 0.03), ("KIE AI pro", None)])
+    assert estimate == "**2 jobs**, about $0.03 (+ unknown: KIE AI pro)"
+    assert estimate_text([]) == ""
+
+
+def test_provider_labels_say_what_each_supports():
+    edit_only = Capabilities(text_to_image=False, seed=True, guidance=True, upload=True)
+    assert provider_choice_label(spec_with("Runflow", edit_only)) == "Runflow (edit only, seed, guidance)"
+    assert provider_choice_label(spec_with("X", Capabilities())) == "X (image URLs only)"
+    assert provider_choice_label(spec_with("Y", Capabilities(upload=True))) == "Y"
+
+
+def spec_with(label: str, caps: Capabilities) -> ProviderSpec:
+    return dataclasses.replace(REGISTRY["kie"], label=label, capabilities=caps)
+
+
+@pytest.mark.parametrize(
+    ("kind", "fragment"),
+    [
+        ("authentication", "Enter a valid key for `KIE_API_KEY`"),
+        ("config", "Enter a valid key for `KIE_API_KEY`"),
+        ("insufficient_credits", "Top up"),
+        ("unavailable", "try again"),
+        ("moderated", "Rephrase"),
+        ("job_failed", ""),
+    ],
+)
+def test_failures_say_what_to_do(kind, fragment):
+    assert fragment in failure_help(kind, "KIE_API_KEY", sandbox=False)
