@@ -41,16 +41,27 @@ async def fetch_user_image(client: httpx.AsyncClient, url: str, *, allow_private
     """Download a user's image URL safely: every redirect is re-checked, the body is capped at 10 MB."""
     for _ in range(MAX_REDIRECTS + 1):
         await check_public_url(url, allow_private=allow_private)
-        async with client.stream("GET", url, follow_redirects=False, timeout=FETCH_TIMEOUT_S) as response:
-            if response.is_redirect and "location" in response.headers:
-                url = urljoin(url, response.headers["location"])
-                continue
-            if response.is_error:
-                raise InvalidInputError(f"The image URL {url[:80]} answered HTTP {response.status_code}.")
-            content = await _read_capped(response, url)
-        image = image_from_bytes(content, urlsplit(url).path.rsplit("/", 1)[-1] or "image")
-        return image.model_copy(update={"url": url})
+        try:
+            image = await _fetch_once(client, url)
+        except httpx.HTTPError as exc:
+            raise InvalidInputError(f"The image URL {url[:80]} could not be fetched ({type(exc).__name__}).") from exc
+        if isinstance(image, str):
+            url = image
+            continue
+        return image
     raise InvalidInputError(f"The image URL {url[:80]} redirects more than {MAX_REDIRECTS} times.")
+
+
+async def _fetch_once(client: httpx.AsyncClient, url: str) -> InputImage | str:
+    """The image at ``url``, or the URL it redirects to."""
+    async with client.stream("GET", url, follow_redirects=False, timeout=FETCH_TIMEOUT_S) as response:
+        if response.is_redirect and "location" in response.headers:
+            return urljoin(url, response.headers["location"])
+        if response.is_error:
+            raise InvalidInputError(f"The image URL {url[:80]} answered HTTP {response.status_code}.")
+        content = await _read_capped(response, url)
+    image = image_from_bytes(content, urlsplit(url).path.rsplit("/", 1)[-1] or "image")
+    return image.model_copy(update={"url": url})
 
 
 async def _read_capped(response: httpx.Response, url: str) -> bytes:

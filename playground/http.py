@@ -27,6 +27,9 @@ INITIAL_RETRY_DELAY_S = 0.5
 MAX_RETRY_DELAY_S = 8.0
 MAX_RETRY_AFTER_S = 60.0
 CONNECT_TIMEOUT_S = 10.0
+# Expire idle connections before servers usually do (uvicorn: 5 s): a create POST sent on a connection the
+# server is closing fails, and creates are never retried.
+KEEPALIVE_EXPIRY_S = 4.0
 
 Sleep = Callable[[float], Awaitable[None]]
 Check = Callable[[httpx.Response], None]
@@ -36,6 +39,7 @@ def build_client(timeout_s: float, transport: httpx.AsyncBaseTransport | None = 
     """An AsyncClient with our timeouts; ``transport`` is the test seam."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S),
+        limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_S),
         transport=transport,
         follow_redirects=True,
         headers={"user-agent": "flux-kontext-playground/0.1"},

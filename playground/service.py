@@ -35,7 +35,8 @@ ABANDONED = (
 
 
 class StoredJob(Protocol):
-    run_id: str
+    @property
+    def run_id(self) -> str: ...
 
     def ref(self) -> JobRef | None: ...
 

@@ -1,0 +1,43 @@
+"""Serve the playground: ``python app.py [--sandbox] [--share]`` (GRADIO_SERVER_NAME/PORT honoured)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from dotenv import load_dotenv
+
+from playground.composition import build_service, set_public_address, start_sandbox
+from playground.settings import Settings
+from playground.ui import runtime
+from playground.webhooks import routes
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="FLUX.1 Kontext playground in the browser.")
+    parser.add_argument("--sandbox", action="store_true", help="use the local sandbox instead of real providers")
+    parser.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
+    args = parser.parse_args(argv)
+    load_dotenv()
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = Settings.from_env()
+    if runtime.needs_sandbox(settings, asked=args.sandbox):
+        settings, _sandbox = start_sandbox(settings, os.environ)
+        print("No real provider is called: the playground runs on the local sandbox.", flush=True)
+    service = build_service(settings, host_inputs=settings.sandbox)
+    page = runtime.build_page(service, share=args.share)
+    app, local_url, share_url = runtime.launch(page, share=args.share)
+    if args.share and not share_url:
+        print(runtime.share_failed_note(local_url), file=sys.stderr, flush=True)
+    set_public_address(service, local_url, share_url)
+    runtime.serve_routes(app, routes(service, service.input_host))
+    runtime.in_background(page, service.resume_unfinished())
+    page.demo.block_thread()
+
+
+if __name__ == "__main__":
+    main()

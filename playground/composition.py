@@ -1,0 +1,52 @@
+"""Putting the app together: the service with history, input hosting and callbacks; the in-app sandbox."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from playground.history import HistoryStore
+from playground.hosting import InputHost
+from playground.sandbox.server import SandboxServer, sandbox_settings, state_from_env
+from playground.service import GenerationService
+from playground.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SANDBOX_PORT_ENV = "PLAYGROUND_SANDBOX_PORT"
+DEFAULT_SANDBOX_PORT = 8901  # fixed, so URLs stored with a job (BFL's polling_url, fal's) still work after a restart
+UNKNOWN_ADDRESS = "http://127.0.0.1"  # replaced by the app's own URL once it is serving
+
+
+def build_service(settings: Settings, *, host_inputs: bool = False) -> GenerationService:
+    """The one service of the app: history on; callbacks and input hosting when a public address is known.
+
+    ``host_inputs``: host local inputs even without PUBLIC_BASE_URL (the sandbox reaches the app on loopback);
+    call ``set_public_address`` once the app's URL is known.
+    """
+    public = settings.public_base_url
+    host = InputHost(public or UNKNOWN_ADDRESS) if public or host_inputs else None
+    history = HistoryStore.open(settings.data_dir)
+    return GenerationService(settings, history=history, input_host=host, callback_base_url=public)
+
+
+def set_public_address(service: GenerationService, local_url: str, share_url: str | None) -> None:
+    """Once serving: a share link becomes the public address (callbacks and hosting); else hosting uses loopback."""
+    if service.settings.public_base_url:
+        return
+    if share_url:
+        service.callback_base_url = share_url.rstrip("/")
+    if service.input_host is not None:
+        service.input_host.public_base_url = (share_url or local_url).rstrip("/")
+
+
+def start_sandbox(settings: Settings, environ: Mapping[str, str]) -> tuple[Settings, SandboxServer]:
+    """The sandbox inside the app: its jobs kept under the data dir, on a fixed port when it is free."""
+    state = state_from_env(environ, persist_dir=settings.data_dir / "sandbox")
+    port = int(environ.get(SANDBOX_PORT_ENV) or DEFAULT_SANDBOX_PORT)
+    try:
+        server = SandboxServer(state, port=port).start()
+    except OSError:
+        log.warning("port %s is busy: the sandbox takes a free one (jobs of an earlier run may not resume)", port)
+        server = SandboxServer(state, port=0).start()
+    return sandbox_settings(settings, server.url), server
