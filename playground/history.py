@@ -181,18 +181,23 @@ class HistoryStore:
         *,
         kind: str = "generate",
         created_at: datetime | None = None,
+        owner: str | None = None,
     ) -> None:
-        """Keep a new run: the request (a local input copied once), and one queued job per target."""
+        """Keep a new run: the request (a local input copied once), and one queued job per target.
+
+        ``owner`` is an opaque id (a browser's); list_runs(owner=...) then shows only that owner's runs.
+        """
         if kind not in ("generate", "edit"):
             raise ValueError(f"run kind {kind!r} is not 'generate' or 'edit'")
         at = _iso(created_at or self._clock())
         request_json = json.dumps(self._request_data(request))
         with self._write() as db:
             db.execute(
-                """INSERT INTO runs (run_id, created_at, kind, prompt, request_json, targets_json)
-                VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET kind = excluded.kind,
-                prompt = excluded.prompt, request_json = excluded.request_json, targets_json = excluded.targets_json""",
-                (run_id, at, kind, request.prompt, request_json, json.dumps([list(t) for t in targets])),
+                """INSERT INTO runs (run_id, created_at, kind, prompt, request_json, targets_json, owner)
+                VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET kind = excluded.kind,
+                prompt = excluded.prompt, request_json = excluded.request_json, targets_json = excluded.targets_json,
+                owner = excluded.owner""",
+                (run_id, at, kind, request.prompt, request_json, json.dumps([list(t) for t in targets]), owner),
             )
             db.executemany(
                 """INSERT INTO jobs (run_id, provider, model, state, created_at, updated_at)
@@ -236,10 +241,11 @@ class HistoryStore:
         provider: str | None = None,
         model: str | None = None,
         outcome: str | None = None,
+        owner: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> list[RunSummary]:
-        """Runs newest first; ``query`` is a case-insensitive substring of the prompt."""
+        """Runs newest first; ``query`` is a case-insensitive substring of the prompt; ``owner`` narrows to one."""
         if outcome is not None and outcome not in OUTCOMES:
             raise ValueError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
         rows = self._runs(
@@ -247,6 +253,7 @@ class HistoryStore:
             provider=provider,
             model=model,
             outcome=outcome,
+            owner=owner,
             limit=limit,
             offset=offset,
         )
@@ -314,7 +321,7 @@ class HistoryStore:
         return GenerationRequest.model_validate(data)
 
     def _runs(self, **filters: Any) -> list[sqlite3.Row]:
-        params = dict(run_id=None, query=None, provider=None, model=None, outcome=None, limit=-1, offset=0)
+        params = dict(run_id=None, query=None, provider=None, model=None, outcome=None, owner=None, limit=-1, offset=0)
         with self._lock:
             return self._db.execute(RUNS_SQL, params | filters).fetchall()
 

@@ -33,8 +33,14 @@ def v2_search_and_resume(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX states_by_job ON job_states (job_id)")
 
 
+def v3_owner(db: sqlite3.Connection) -> None:
+    """Runs remember an opaque owner (a browser's id), so a shared page shows each visitor only their runs."""
+    db.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
+    db.execute("CREATE INDEX runs_by_owner ON runs (owner)")
+
+
 # Version N is the file after MIGRATIONS[:N]. Append only; never edit a released step.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (v1_tables, v2_search_and_resume)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (v1_tables, v2_search_and_resume, v3_owner)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 TERMINAL_SQL = "('succeeded', 'failed', 'canceled')"
@@ -45,6 +51,7 @@ RUNS_SQL = f"""SELECT * FROM (SELECT r.rowid AS seq, r.*, {OUTCOME_SQL} AS outco
         group_concat(j.provider || ' ' || j.model || ' ' || j.state, ',') AS job_states
     FROM runs r LEFT JOIN jobs j ON j.run_id = r.run_id
     WHERE (:run_id IS NULL OR r.run_id = :run_id) AND (:query IS NULL OR instr(casefold(r.prompt), :query) > 0)
+      AND (:owner IS NULL OR r.owner = :owner)
       AND (:provider IS NULL AND :model IS NULL OR EXISTS (SELECT 1 FROM jobs f WHERE f.run_id = r.run_id
            AND (:provider IS NULL OR f.provider = :provider) AND (:model IS NULL OR f.model = :model)))
     GROUP BY r.run_id)

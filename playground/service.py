@@ -44,7 +44,9 @@ class StoredJob(Protocol):
 class History(Protocol):
     """What the service needs from a history store."""
 
-    def start_run(self, run_id: str, request: GenerationRequest, targets: Sequence[Target], *, kind: str) -> None: ...
+    def start_run(
+        self, run_id: str, request: GenerationRequest, targets: Sequence[Target], *, kind: str, owner: str | None
+    ) -> None: ...
 
     def record(self, event: JobEvent) -> None: ...
 
@@ -170,16 +172,19 @@ class GenerationService:
         vary_seed: bool = False,
         timeout_s: float | None = None,
         out_dir: Path | None = None,
+        owner: str | None = None,
     ) -> AsyncIterator[JobEvent]:
         """Run every target in parallel; yield each job's events as they happen.
 
         Every check runs before the first request is sent, so a bad target sends nothing at all.
+        ``owner`` (an opaque browser id) is kept with the run in history.
         """
         plans = self.plan(request, targets, keys, server_keys=server_keys, vary_seed=vary_seed)
         run = Run(self, uuid.uuid4().hex[:12], timeout_s, out_dir)
         if self.history is not None:
             kind = "edit" if request.is_edit else "generate"
-            self.history.start_run(run.run_id, request, [(p.spec.name, p.request.model) for p in plans], kind=kind)
+            targets_run = [(p.spec.name, p.request.model) for p in plans]
+            self.history.start_run(run.run_id, request, targets_run, kind=kind, owner=owner)
         async for event in run.stream([run.job(plan) for plan in plans]):
             yield event
 

@@ -442,3 +442,15 @@ def test_history_show_of_an_unknown_run_exits_2_with_one_sentence(store, data_di
     code, out, err = cli(["history", "show", "nope"], data_dir)
     assert code == 2 and out == ""
     assert err.startswith("error: run nope is not in the history") and len(err.strip().splitlines()) == 1
+
+
+def test_runs_can_be_listed_for_one_owner_only(tmp_path):
+    from playground.history import HistoryStore as Store
+    from playground.models import GenerationRequest as Request
+
+    store = Store.open(tmp_path)
+    store.start_run("mine", Request(prompt="my fox"), [("kie", "flux-kontext-pro")], kind="generate", owner="browser-a")
+    store.start_run("theirs", Request(prompt="their fox"), [("kie", "flux-kontext-pro")], kind="generate", owner="b")
+    assert [r.run_id for r in store.list_runs(owner="browser-a")] == ["mine"]
+    assert {r.run_id for r in store.list_runs()} == {"mine", "theirs"}
+    store.close()
