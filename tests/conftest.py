@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from starlette.applications import Starlette
 
 from playground.models import GenerationRequest, JobEvent
 from playground.sandbox.core import SandboxState
-from playground.sandbox.server import SandboxServer, sandbox_settings
+from playground.sandbox.server import LoopbackServer, SandboxServer, sandbox_settings
 from playground.service import GenerationService
 from playground.settings import Settings
+from playground.webhooks import routes
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -80,3 +82,25 @@ def final(events: list[JobEvent], provider: str, model: str = "flux-kontext-pro"
     mine = [e for e in events if e.provider == provider and e.model == model]
     assert mine, f"no events for {provider} {model}"
     return mine[-1]
+
+
+@pytest.fixture
+def receiver_url():
+    """Our webhook routes on a loopback port, bound late to the service under test."""
+    holder: dict[str, GenerationService] = {}
+
+    class LateBound:
+        def deliver_callback(self, *args):
+            return holder["service"].deliver_callback(*args)
+
+    with LoopbackServer(Starlette(routes=routes(LateBound(), None))) as server:  # type: ignore[arg-type]
+        yield server.url, holder
+
+
+@pytest.fixture
+async def callback_service(settings, receiver_url):
+    url, holder = receiver_url
+    service = GenerationService(settings.model_copy(update={"poll_interval_s": 5.0}), callback_base_url=url)
+    holder["service"] = service
+    yield service
+    await service.aclose()

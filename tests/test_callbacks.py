@@ -6,38 +6,12 @@ import time
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
 from playground.models import GenerationRequest
 from playground.providers.kie import kie_signature
-from playground.sandbox.server import LoopbackServer
-from playground.service import GenerationService
-from playground.webhooks import routes
 from tests.conftest import collect, final
 
 FOX = GenerationRequest(prompt="a red fox")
-
-
-@pytest.fixture
-def receiver_url():
-    """Our webhook routes on a loopback port, bound late to the service under test."""
-    holder: dict[str, GenerationService] = {}
-
-    class LateBound:
-        def deliver_callback(self, *args):
-            return holder["service"].deliver_callback(*args)
-
-    with LoopbackServer(Starlette(routes=routes(LateBound(), None))) as server:  # type: ignore[arg-type]
-        yield server.url, holder
-
-
-@pytest.fixture
-async def callback_service(settings, receiver_url):
-    url, holder = receiver_url
-    service = GenerationService(settings.model_copy(update={"poll_interval_s": 5.0}), callback_base_url=url)
-    holder["service"] = service
-    yield service
-    await service.aclose()
 
 
 async def test_signed_kie_callback_finishes_the_job_without_any_status_read(callback_service, sandbox):
@@ -83,3 +57,29 @@ async def test_forged_stale_or_unsigned_kie_deliveries_are_rejected(callback_ser
     assert response.status_code == 401
     assert reason in response.json()["status"]
     assert "sandbox-kie-hmac-key" not in response.text
+
+
+UNSIGNED = {"fluxapi", "apixo"}  # no signature documented: confirmed with one status read
+
+
+@pytest.mark.parametrize("provider", ["kie", "fluxapi", "runapi", "runflow", "apixo", "bfl", "fal", "replicate"])
+async def test_every_provider_finishes_through_its_callback_and_shrugs_off_a_duplicate(
+    callback_service, sandbox, provider
+):
+    sandbox.state.callback_copies = 2
+    image = None
+    if provider == "runflow":  # edits only
+        from playground.models import InputImage
+        from tests.conftest import png_bytes
+
+        image = InputImage(url=f"{sandbox.url}/files/{sandbox.state.add_file(png_bytes(), 'image/png')}")
+    started = time.monotonic()
+    events = await collect(
+        callback_service, GenerationRequest(prompt="a red fox", image=image), [(provider, "flux-kontext-pro")]
+    )
+    assert [e.state for e in events].count("succeeded") == 1, final(events, provider).error
+    assert time.monotonic() - started < 5, "waited for the safety-net poll instead of the callback"
+    assert sandbox.state.count(provider, "status") == (1 if provider in UNSIGNED else 0)
+    time.sleep(0.3)  # let the duplicate arrive
+    codes = [code for name, _, code in sandbox.state.callbacks_sent if name == provider]
+    assert len(codes) == 2 and all(200 <= code < 300 for code in codes)

@@ -22,7 +22,6 @@ from playground.providers.base import ProviderConfig
 from playground.sandbox import runapi as runapi_sandbox
 from playground.service import GenerationService
 from tests.conftest import TEST_KEY, collect, final, png_bytes
-from tests.test_callbacks import callback_service, receiver_url  # noqa: F401  (fixtures)
 
 NAME = "runapi"
 TASKS = "/runapi/api/v1/flux_kontext/text_to_image"
@@ -281,7 +280,7 @@ def test_without_a_secret_a_callback_is_only_a_nudge_to_read_the_status():
     assert (update.task_id, update.status, update.delivery_id) == ("task-9", None, "d1")
 
 
-async def test_a_signed_sandbox_callback_finishes_the_job_without_a_status_read(callback_service, sandbox):  # noqa: F811
+async def test_a_signed_sandbox_callback_finishes_the_job_without_a_status_read(callback_service, sandbox):
     started = time.monotonic()
     body = sent_body(await run_one(callback_service, GenerationRequest(prompt="a red fox")))
     assert time.monotonic() - started < 3, "waited for the safety-net poll instead of the callback"
