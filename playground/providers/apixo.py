@@ -15,12 +15,11 @@ from typing import Any
 import httpx
 
 from playground.errors import UnexpectedResponseError, WebhookError, error_for_status
-from playground.http import HttpClient
 from playground.models import Capabilities, GenerationRequest, JobRef, JobState, JobStatus, Price, Submission
 from playground.providers.base import (
+    Adapter,
     CallbackUpdate,
     PollSchedule,
-    ProviderConfig,
     ProviderSpec,
     compact,
     first_str,
@@ -39,16 +38,13 @@ _STATES: dict[str, JobState] = {
     "success": "succeeded",
     "failed": "failed",
 }
-MODERATION_CODES = frozenset({"CONTENT_VIOLATION", "NSFW_DETECTED"})  # [https://apixo.ai/docs/api-reference/error-codes]
+MODERATION_CODES = frozenset(
+    {"CONTENT_VIOLATION", "NSFW_DETECTED"}
+)  # [https://apixo.ai/docs/api-reference/error-codes]
 
 
-class ApixoProvider:
+class ApixoProvider(Adapter):
     """Adapter for APIXO's generateTask / statusTask protocol."""
-
-    def __init__(self, spec: ProviderSpec, config: ProviderConfig, http: HttpClient) -> None:
-        self.spec = spec
-        self._config = config
-        self._http = http
 
     async def submit(self, request: GenerationRequest, *, callback_url: str | None = None) -> Submission:
         # No upload API or data: URIs are documented, so capabilities reject local files before we get here.
@@ -107,26 +103,30 @@ def to_payload(request: GenerationRequest, image_url: str | None, callback_url: 
     ``provider`` (auto|value|official) is not sent: the default "auto" (cheapest route first, with
     fail-over to the official one) applies, or whatever the key's dashboard setting says.
     """
-    return compact({
-        "request_type": "callback" if callback_url else "async",
-        "callback_url": callback_url,
-        "input": _input(request, image_url),
-    })
+    return compact(
+        {
+            "request_type": "callback" if callback_url else "async",
+            "callback_url": callback_url,
+            "input": _input(request, image_url),
+        }
+    )
 
 
 def _input(request: GenerationRequest, image_url: str | None) -> dict[str, Any]:
-    return compact({
-        "mode": MODES[request.model],
-        "prompt": request.prompt,
-        "aspect_ratio": request.aspect_ratio,
-        # UNCERTAIN [providers.md 1]: an older page took ``image_url`` (a string); the current pages and
-        # seed 003 take ``image_urls``, an array of at most one URL. We send the array.
-        "image_urls": [image_url] if image_url else None,
-        "output_format": request.output_format,
-        "safetyTolerance": request.safety_tolerance,
-        "promptUpsampling": request.prompt_upsampling,
-        "enableTranslation": request.enable_translation,
-    })
+    return compact(
+        {
+            "mode": MODES[request.model],
+            "prompt": request.prompt,
+            "aspect_ratio": request.aspect_ratio,
+            # UNCERTAIN [providers.md 1]: an older page took ``image_url`` (a string); the current pages and
+            # seed 003 take ``image_urls``, an array of at most one URL. We send the array.
+            "image_urls": [image_url] if image_url else None,
+            "output_format": request.output_format,
+            "safetyTolerance": request.safety_tolerance,
+            "promptUpsampling": request.prompt_upsampling,
+            "enableTranslation": request.enable_translation,
+        }
+    )
 
 
 def to_status(data: dict[str, Any]) -> JobStatus:

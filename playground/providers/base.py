@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import SecretStr
 
+from playground.errors import WebhookError
 from playground.http import HttpClient
 from playground.models import (
     Capabilities,
@@ -97,6 +99,15 @@ class Provider(Protocol):
 ProviderFactory = Callable[[ProviderConfig, HttpClient], Provider]
 
 
+class Adapter:
+    """What every adapter holds: its spec, where and as whom to reach it, and the one HTTP client."""
+
+    def __init__(self, spec: ProviderSpec, config: ProviderConfig, http: HttpClient) -> None:
+        self.spec = spec
+        self._config = config
+        self._http = http
+
+
 @dataclass(frozen=True)
 class ProviderSpec:
     """Static facts about a provider: names, env variables, capabilities, prices, polling."""
@@ -160,3 +171,19 @@ def first_str(*values: Any) -> str | None:
         if isinstance(value, str) and value:
             return value
     return None
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one (tolerant reading of optional fields)."""
+    return value if isinstance(value, dict) else {}
+
+
+def callback_json(body: bytes, spec: ProviderSpec) -> dict[str, Any]:
+    """A callback's body as a JSON object, or WebhookError naming the provider."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise WebhookError(f"{spec.label} callback body is not a JSON object.", provider=spec.name)
+    return payload

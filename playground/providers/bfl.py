@@ -12,14 +12,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from playground.errors import UnexpectedResponseError, WebhookError
-from playground.http import HttpClient
 from playground.models import (
     Capabilities,
     GenerationRequest,
@@ -31,10 +29,11 @@ from playground.models import (
     WireRequest,
 )
 from playground.providers.base import (
+    Adapter,
     CallbackUpdate,
     PollSchedule,
-    ProviderConfig,
     ProviderSpec,
+    callback_json,
     compact,
     first_str,
     wire,
@@ -56,13 +55,8 @@ _FAILED = {"error", "failed"}
 _MODERATION = re.compile(r"moderat|content.?polic|nsfw|flagged", re.IGNORECASE)
 
 
-class BflProvider:
+class BflProvider(Adapter):
     """Adapter for the official BFL API."""
-
-    def __init__(self, spec: ProviderSpec, config: ProviderConfig, http: HttpClient) -> None:
-        self.spec = spec
-        self._config = config
-        self._http = http
 
     async def submit(self, request: GenerationRequest, *, callback_url: str | None = None) -> Submission:
         """Create the job; a webhook is asked for only when a signing secret is configured (else we poll)."""
@@ -79,7 +73,9 @@ class BflProvider:
             raise UnexpectedResponseError(message, provider=self.spec.name)
         polling_url = first_str(answer.get(POLLING_URL))  # absent in the webhook variant (AsyncWebhookResponse)
         job = JobRef(
-            provider=self.spec.name, model=request.model, task_id=task_id,
+            provider=self.spec.name,
+            model=request.model,
+            task_id=task_id,
             urls={POLLING_URL: polling_url} if polling_url else {},
         )
         return Submission(job=job, sent=self._sent(url, body))
@@ -103,7 +99,7 @@ class BflProvider:
 
         Without BFL_WEBHOOK_SECRET nothing can be verified: the service confirms with status().
         """
-        payload = _json_object(body, self.spec.label, self.spec.name)
+        payload = callback_json(body, self.spec)
         task_id = first_str(payload.get("id"), payload.get("task_id"))
         if task_id is None:
             raise WebhookError(f"{self.spec.label} callback has no id.", provider=self.spec.name)
@@ -133,17 +129,19 @@ def to_payload(
     request: GenerationRequest, image: str | None, webhook_url: str | None = None, webhook_secret: str | None = None
 ) -> dict[str, Any]:
     """The FluxKontextProInputs body (same schema for [max]); the model is in the path, not the body."""
-    return compact({
-        "prompt": request.prompt,
-        "input_image": image,
-        "seed": request.seed,
-        "aspect_ratio": request.aspect_ratio,
-        "output_format": request.output_format,
-        "prompt_upsampling": request.prompt_upsampling,
-        "safety_tolerance": request.safety_tolerance,
-        "webhook_url": webhook_url,
-        "webhook_secret": webhook_secret,
-    })
+    return compact(
+        {
+            "prompt": request.prompt,
+            "input_image": image,
+            "seed": request.seed,
+            "aspect_ratio": request.aspect_ratio,
+            "output_format": request.output_format,
+            "prompt_upsampling": request.prompt_upsampling,
+            "safety_tolerance": request.safety_tolerance,
+            "webhook_url": webhook_url,
+            "webhook_secret": webhook_secret,
+        }
+    )
 
 
 def to_status(body: dict[str, Any]) -> JobStatus:
@@ -235,16 +233,6 @@ def _reason(body: dict[str, Any]) -> str | None:
 
 def _code(status: str) -> str:
     return status.lower().replace(" ", "_")
-
-
-def _json_object(body: bytes, label: str, provider: str) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        payload = None
-    if not isinstance(payload, dict):
-        raise WebhookError(f"{label} callback body is not a JSON object.", provider=provider)
-    return payload
 
 
 SPEC: ProviderSpec = ProviderSpec(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -22,13 +21,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from playground.errors import ProviderHTTPError, UnexpectedResponseError, WebhookError
-from playground.http import HttpClient, error_message
+from playground.http import error_message
 from playground.models import Capabilities, GenerationRequest, JobRef, JobState, JobStatus, ModelId, Price, Submission
 from playground.providers.base import (
+    Adapter,
     CallbackUpdate,
     PollSchedule,
-    ProviderConfig,
     ProviderSpec,
+    callback_json,
     compact,
     data_uri,
     first_str,
@@ -59,13 +59,8 @@ CALLBACK_WINDOW_S = 300  # UNCERTAIN [providers.md 7, 3rd-party code]: +-300 s o
 _NOT_JOB_FAILURES = frozenset({401, 403, 429})
 
 
-class FalProvider:
+class FalProvider(Adapter):
     """Adapter for fal.ai's queue (submit / status / result)."""
-
-    def __init__(self, spec: ProviderSpec, config: ProviderConfig, http: HttpClient) -> None:
-        self.spec = spec
-        self._config = config
-        self._http = http
 
     async def submit(self, request: GenerationRequest, *, callback_url: str | None = None) -> Submission:
         image = request.image
@@ -96,7 +91,7 @@ class FalProvider:
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes, *, now: float) -> CallbackUpdate:
         """Verify fal's ED25519 signature when public keys are configured, then read the delivery."""
-        payload = _json_object(body, self.spec.label)
+        payload = callback_json(body, self.spec)
         request_id = first_str(payload.get("request_id"))
         if request_id is None:
             raise WebhookError(f"{self.spec.label} callback has no request_id.", provider=self.spec.name)
@@ -139,16 +134,18 @@ class FalProvider:
 def to_payload(request: GenerationRequest, image_url: str | None) -> dict[str, Any]:
     """The model input, in fal's snake_case names; num_images (default 1) and sync_mode are never sent."""
     tolerance = request.safety_tolerance
-    return compact({
-        "prompt": request.prompt,
-        "image_url": image_url,
-        "seed": request.seed,
-        "guidance_scale": request.guidance,
-        "output_format": request.output_format,
-        "safety_tolerance": str(tolerance) if tolerance is not None else None,  # a STRING enum "1".."6"
-        "enhance_prompt": request.prompt_upsampling,
-        "aspect_ratio": request.aspect_ratio,
-    })
+    return compact(
+        {
+            "prompt": request.prompt,
+            "image_url": image_url,
+            "seed": request.seed,
+            "guidance_scale": request.guidance,
+            "output_format": request.output_format,
+            "safety_tolerance": str(tolerance) if tolerance is not None else None,  # a STRING enum "1".."6"
+            "enhance_prompt": request.prompt_upsampling,
+            "aspect_ratio": request.aspect_ratio,
+        }
+    )
 
 
 def to_status(data: dict[str, Any], output: dict[str, Any] | None = None) -> JobStatus:
@@ -264,16 +261,6 @@ def _is_moderation(reason: str, code: str | None) -> bool:
 def _status_code(error: str | None) -> str | None:
     match = re.search(r"\b([45]\d\d)\b", error or "")
     return match.group(1) if match else None
-
-
-def _json_object(body: bytes, label: str) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        payload = None
-    if not isinstance(payload, dict):
-        raise WebhookError(f"{label} callback body is not a JSON object.")
-    return payload
 
 
 SPEC: ProviderSpec = ProviderSpec(

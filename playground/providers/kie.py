@@ -23,10 +23,13 @@ from playground.errors import UnexpectedResponseError, WebhookError, error_for_s
 from playground.http import HttpClient
 from playground.models import Capabilities, GenerationRequest, InputImage, JobRef, JobStatus, Submission
 from playground.providers.base import (
+    Adapter,
     CallbackUpdate,
     PollSchedule,
     ProviderConfig,
     ProviderSpec,
+    as_dict,
+    callback_json,
     compact,
     data_uri,
     first_str,
@@ -44,13 +47,8 @@ HMAC_KEY_ENV = "KIE_WEBHOOK_HMAC_KEY"
 CALLBACK_WINDOW_S = 300
 
 
-class KieProvider:
+class KieProvider(Adapter):
     """Adapter for the KIE protocol (also spoken by FluxAPI.ai)."""
-
-    def __init__(self, spec: ProviderSpec, config: ProviderConfig, http: HttpClient) -> None:
-        self.spec = spec
-        self._config = config
-        self._http = http
 
     async def submit(self, request: GenerationRequest, *, callback_url: str | None = None) -> Submission:
         image = await self._image_ref(request.image) if request.image else None
@@ -73,8 +71,8 @@ class KieProvider:
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes, *, now: float) -> CallbackUpdate:
         """KIE signs taskId.timestamp (when a key is set); FluxAPI.ai signs nothing, so status() confirms it."""
-        payload = _json_object(body, self.spec.label)
-        data = _dict(payload.get("data"))
+        payload = callback_json(body, self.spec)
+        data = as_dict(payload.get("data"))
         task_id = first_str(data.get("taskId"), data.get("task_id"))
         if task_id is None:
             raise WebhookError(f"{self.spec.label} callback has no data.taskId.", provider=self.spec.name)
@@ -175,7 +173,7 @@ def verify_kie_signature(headers: Mapping[str, str], task_id: str, key: str, *, 
 
 def callback_status(payload: dict[str, Any]) -> JobStatus:
     """A callback body as a status: code 200 with data.info, or an error code with msg [seed004]."""
-    data = _dict(payload.get("data"))
+    data = as_dict(payload.get("data"))
     if payload.get("code") == 200:
         return JobStatus(state="succeeded", image_urls=_result_urls(data.get("info")), raw=payload)
     message = first_str(payload.get("msg")) or "generation failed"
@@ -186,16 +184,6 @@ def callback_status(payload: dict[str, Any]) -> JobStatus:
         moderated=bool(_MODERATION.search(message)),
         raw=payload,
     )
-
-
-def _json_object(body: bytes, label: str) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        payload = None
-    if not isinstance(payload, dict):
-        raise WebhookError(f"{label} callback body is not a JSON object.")
-    return payload
 
 
 def _result_urls(response: Any) -> tuple[str, ...]:
@@ -214,11 +202,7 @@ def _result_urls(response: Any) -> tuple[str, ...]:
 
 
 def _data(response: httpx.Response) -> dict[str, Any]:
-    return _dict(response.json().get("data"))
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
+    return as_dict(response.json().get("data"))
 
 
 _CAPS = Capabilities(

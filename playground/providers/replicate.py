@@ -12,7 +12,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -29,10 +28,12 @@ from playground.models import (
     Submission,
 )
 from playground.providers.base import (
+    Adapter,
     CallbackUpdate,
     PollSchedule,
     ProviderConfig,
     ProviderSpec,
+    callback_json,
     compact,
     data_uri,
     first_str,
@@ -61,13 +62,8 @@ _MODERATION = re.compile(r"flagged|nsfw|sensitive|safety|\bE005\b", re.IGNORECAS
 _ERROR_CODE = re.compile(r"\b(E\d{3,5})\b")
 
 
-class ReplicateProvider:
+class ReplicateProvider(Adapter):
     """Adapter for Replicate's predictions API (official-model endpoint)."""
-
-    def __init__(self, spec: ProviderSpec, config: ProviderConfig, http: HttpClient) -> None:
-        self.spec = spec
-        self._config = config
-        self._http = http
 
     async def submit(self, request: GenerationRequest, *, callback_url: str | None = None) -> Submission:
         image = request.image
@@ -101,7 +97,7 @@ class ReplicateProvider:
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes, *, now: float) -> CallbackUpdate:
         """Verify a Standard Webhooks delivery (if a secret is configured) and read its prediction."""
-        prediction = _json_object(body, self.spec.label, self.spec.name)
+        prediction = callback_json(body, self.spec)
         task_id = first_str(prediction.get("id"))
         if task_id is None:
             raise WebhookError(f"{self.spec.label} webhook body has no prediction id.", provider=self.spec.name)
@@ -115,15 +111,17 @@ class ReplicateProvider:
 
 def to_payload(request: GenerationRequest, image: str | None, callback_url: str | None) -> dict[str, Any]:
     """The create body: model inputs under ``input``, snake_case as in the model's schema [providers.md 8]."""
-    inputs = compact({
-        "prompt": request.prompt,
-        "input_image": image,
-        "aspect_ratio": request.aspect_ratio,
-        "output_format": "jpg" if request.output_format == "jpeg" else request.output_format,
-        "safety_tolerance": request.safety_tolerance,
-        "prompt_upsampling": request.prompt_upsampling,
-        "seed": request.seed,
-    })
+    inputs = compact(
+        {
+            "prompt": request.prompt,
+            "input_image": image,
+            "aspect_ratio": request.aspect_ratio,
+            "output_format": "jpg" if request.output_format == "jpeg" else request.output_format,
+            "safety_tolerance": request.safety_tolerance,
+            "prompt_upsampling": request.prompt_upsampling,
+            "seed": request.seed,
+        }
+    )
     body: dict[str, Any] = {"input": inputs}
     if callback_url:
         body["webhook"] = callback_url
@@ -210,16 +208,6 @@ def _error_text(error: Any) -> str | None:
 def _urls(prediction: dict[str, Any]) -> dict[str, str]:
     urls = prediction.get("urls")
     return {k: v for k, v in urls.items() if isinstance(v, str) and v} if isinstance(urls, dict) else {}
-
-
-def _json_object(body: bytes, label: str, provider: str) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        payload = None
-    if not isinstance(payload, dict):
-        raise WebhookError(f"{label} webhook body is not a JSON object.", provider=provider)
-    return payload
 
 
 # UNCERTAIN [providers.md 8]: the BFL list price; Replicate's own pricing page was not retrieved.

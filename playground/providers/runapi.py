@@ -12,7 +12,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import re
 import uuid
 from collections.abc import Mapping
@@ -21,13 +20,13 @@ from typing import Any
 import httpx
 
 from playground.errors import UnexpectedResponseError, WebhookError
-from playground.http import HttpClient
 from playground.models import Capabilities, GenerationRequest, InputImage, JobRef, JobState, JobStatus, Submission
 from playground.providers.base import (
+    Adapter,
     CallbackUpdate,
     PollSchedule,
-    ProviderConfig,
     ProviderSpec,
+    callback_json,
     compact,
     first_str,
     wire,
@@ -56,13 +55,8 @@ _STATES: dict[str, JobState] = {
 _MODERATION = re.compile(r"content polic|nsfw|moderat|flagged|prohibit|sensitive|violat|safety", re.IGNORECASE)
 
 
-class RunApiProvider:
+class RunApiProvider(Adapter):
     """Adapter for RunAPI.ai's flux_kontext/text_to_image task protocol."""
-
-    def __init__(self, spec: ProviderSpec, config: ProviderConfig, http: HttpClient) -> None:
-        self.spec = spec
-        self._config = config
-        self._http = http
 
     async def submit(self, request: GenerationRequest, *, callback_url: str | None = None) -> Submission:
         image_url = await self._image_url(request.image) if request.image else None
@@ -88,7 +82,7 @@ class RunApiProvider:
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes, *, now: float) -> CallbackUpdate:
         """Verify the X-Callback-* signature when a secret is configured; without one, the service confirms."""
-        payload = _json_object(body, self.spec)
+        payload = callback_json(body, self.spec)
         task_id = first_str(payload.get("id"), payload.get("task_id"))
         if task_id is None:
             raise WebhookError(f"{self.spec.label} callback has no id.", provider=self.spec.name)
@@ -112,8 +106,10 @@ class RunApiProvider:
         /api/v1/files/confirm {signed_id}; inputs are capped at 10 MB here, so one JSON body is fine.
         Retrying it (fetch) is harmless: at worst a second temporary file, and no job is started.
         """
-        body = {"source": {"type": "base64", "data": base64.b64encode(image.content or b"").decode()},
-                "file_name": image.filename}
+        body = {
+            "source": {"type": "base64", "data": base64.b64encode(image.content or b"").decode()},
+            "file_name": image.filename,
+        }
         url = self._config.url(FILES_PATH)
         response = await self._http.fetch("POST", url, json=body, headers=self._headers())
         file_url = first_str(self._http.json(response).get("url"))
@@ -132,17 +128,19 @@ def to_payload(request: GenerationRequest, image_url: str | None, callback_url: 
     renamed them to align with "the upstream Input Contract" [flux-kontext-sdk CHANGELOG].
     UNCERTAIN [providers.md 2]: whether the server still accepts the old names; we send only the new.
     """
-    return compact({
-        "model": request.model,
-        "prompt": request.prompt,
-        "aspect_ratio": request.aspect_ratio,
-        "output_format": request.output_format,
-        "source_image_url": image_url,
-        "enable_translation": request.enable_translation,
-        "enable_prompt_expansion": True if request.prompt_upsampling else None,  # server default is false
-        "safety_tolerance": request.safety_tolerance,
-        "callback_url": callback_url,
-    })
+    return compact(
+        {
+            "model": request.model,
+            "prompt": request.prompt,
+            "aspect_ratio": request.aspect_ratio,
+            "output_format": request.output_format,
+            "source_image_url": image_url,
+            "enable_translation": request.enable_translation,
+            "enable_prompt_expansion": True if request.prompt_upsampling else None,  # server default is false
+            "safety_tolerance": request.safety_tolerance,
+            "callback_url": callback_url,
+        }
+    )
 
 
 def to_status(body: dict[str, Any]) -> JobStatus:
@@ -155,8 +153,11 @@ def to_status(body: dict[str, Any]) -> JobStatus:
         message, code = _error(body.get("error"))
         message = message or first_str(body.get("message"), body.get("error_message")) or "generation failed"
         return JobStatus(
-            state="failed", error=message, error_code=code or word,
-            moderated=bool(_MODERATION.search(message)), raw=body,
+            state="failed",
+            error=message,
+            error_code=code or word,
+            moderated=bool(_MODERATION.search(message)),
+            raw=body,
         )
     return JobStatus(state=state, raw=body)
 
@@ -210,16 +211,6 @@ def _error(value: Any) -> tuple[str | None, str | None]:
         code = value.get("code")
         return first_str(value.get("message"), value.get("detail")), str(code) if code is not None else None
     return first_str(value), None
-
-
-def _json_object(body: bytes, spec: ProviderSpec) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        payload = None
-    if not isinstance(payload, dict):
-        raise WebhookError(f"{spec.label} callback body is not a JSON object.", provider=spec.name)
-    return payload
 
 
 SPEC: ProviderSpec = ProviderSpec(

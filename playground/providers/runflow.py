@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -37,10 +36,13 @@ from playground.models import (
     Submission,
 )
 from playground.providers.base import (
+    Adapter,
     CallbackUpdate,
     PollSchedule,
     ProviderConfig,
     ProviderSpec,
+    as_dict,
+    callback_json,
     compact,
     first_str,
     wire,
@@ -73,13 +75,8 @@ _EVENTS = {
 _MODERATION = re.compile(r"nsfw|moderat|content[ _-]?polic|safety|flagged|inappropriate", re.IGNORECASE)
 
 
-class RunflowProvider:
+class RunflowProvider(Adapter):
     """Adapter for Runflow's model-run API."""
-
-    def __init__(self, spec: ProviderSpec, config: ProviderConfig, http: HttpClient) -> None:
-        self.spec = spec
-        self._config = config
-        self._http = http
 
     async def submit(self, request: GenerationRequest, *, callback_url: str | None = None) -> Submission:
         if request.image is None:
@@ -111,7 +108,7 @@ class RunflowProvider:
         secrets = callback_secrets(self._config.secret(SECRET_ENV))
         if secrets:
             verify_signature(headers.get("runflow-signature", ""), body, secrets, provider=self.spec.name)
-        payload = _json_object(body, self.spec)
+        payload = callback_json(body, self.spec)
         run_id = first_str(payload.get("run_id"), payload.get("id"))
         if run_id is None:
             raise WebhookError(f"{self.spec.label} callback has no run_id.", provider=self.spec.name)
@@ -158,19 +155,23 @@ class RunflowProvider:
 def to_payload(request: GenerationRequest, image_url: str, callback_url: str | None) -> dict[str, Any]:
     """The run body: snake_case ``input`` fields as documented [seed001]; safety_tolerance is a string."""
     tolerance = str(request.safety_tolerance) if request.safety_tolerance is not None else None
-    return compact({
-        "input": compact({
-            "prompt": request.prompt,
-            "image_url": image_url,
-            "aspect_ratio": request.aspect_ratio,
-            "guidance_scale": request.guidance,
-            "output_format": request.output_format,
-            "safety_tolerance": tolerance,
-            "enhance_prompt": True if request.prompt_upsampling else None,
-            "seed": request.seed,
-        }),
-        "callback_url": callback_url,
-    })
+    return compact(
+        {
+            "input": compact(
+                {
+                    "prompt": request.prompt,
+                    "image_url": image_url,
+                    "aspect_ratio": request.aspect_ratio,
+                    "guidance_scale": request.guidance,
+                    "output_format": request.output_format,
+                    "safety_tolerance": tolerance,
+                    "enhance_prompt": True if request.prompt_upsampling else None,
+                    "seed": request.seed,
+                }
+            ),
+            "callback_url": callback_url,
+        }
+    )
 
 
 def to_status(run: Mapping[str, Any]) -> JobStatus:
@@ -200,7 +201,7 @@ def failure_status(run: Mapping[str, Any], word: str) -> JobStatus:
 
 def _failure(run: Mapping[str, Any]) -> tuple[str | None, str | None]:
     """failure_code/failure_message, the SDK's optional error object, or the callback's error envelope."""
-    error, output = _dict(run.get("error")), _dict(run.get("output"))
+    error, output = as_dict(run.get("error")), as_dict(run.get("output"))
     code = first_str(run.get("failure_code"), error.get("code"), output.get("code"))
     message = first_str(run.get("failure_message"), error.get("message"), output.get("message"))
     # The API reference says failure_stage_code, the errors page failure_stage [providers.md 3].
@@ -214,17 +215,13 @@ def output_urls(output: Any) -> tuple[str, ...]:
     """Image URLs in the order of the official SDK's extractor [runflow-js packages/sdk/src/tools/outputs.ts]."""
     if not isinstance(output, dict):
         return ()
-    items = [_dict(item) for item in _list(output.get("outputs"))]
+    items = [as_dict(item) for item in _list(output.get("outputs"))]
     urls = tuple(u for item in items if item.get("type", "image") == "image" and (u := first_str(item.get("url"))))
     if urls:
         return urls
     listed = _list(output.get("image_urls"))[:1]
-    found = first_str(*listed, _dict(output.get("image")).get("url"), output.get("url"), output.get("output_url"))
+    found = first_str(*listed, as_dict(output.get("image")).get("url"), output.get("url"), output.get("output_url"))
     return (found,) if found else ()
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _list(value: Any) -> list[Any]:
@@ -260,16 +257,6 @@ def verify_signature(header: str, body: bytes, secrets: tuple[str, ...], *, prov
         raise WebhookError("Runflow callback signature does not match.", provider=provider)
 
 
-def _json_object(body: bytes, spec: ProviderSpec) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        payload = None
-    if not isinstance(payload, dict):
-        raise WebhookError(f"{spec.label} callback body is not a JSON object.", provider=spec.name)
-    return payload
-
-
 def _factory(config: ProviderConfig, http: HttpClient) -> RunflowProvider:
     return RunflowProvider(SPEC, config, http)
 
@@ -298,7 +285,10 @@ SPEC = ProviderSpec(
         "flux-kontext-pro": Price(usd=0.04, source="docs.runflow.io FLUX Kontext model page [seed001]"),
         "flux-kontext-max": Price(usd=0.08, source="runflow.io/models/black-forest-labs/flux-pro-kontext-max"),
     },
-    extra_env={PRO_PATH_ENV: MODEL_PATHS["flux-kontext-pro"][1], MAX_PATH_ENV: MODEL_PATHS["flux-kontext-max"][1],
-               SECRET_ENV: ""},
+    extra_env={
+        PRO_PATH_ENV: MODEL_PATHS["flux-kontext-pro"][1],
+        MAX_PATH_ENV: MODEL_PATHS["flux-kontext-max"][1],
+        SECRET_ENV: "",
+    },
     docs_url="https://docs.runflow.io/api-reference/models/create-and-dispatch-a-singleton-model-run",
 )
