@@ -89,14 +89,18 @@ class HttpClient:
     ) -> httpx.Response:
         try:
             response = await self.client.request(method, url, **kw)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # no connection: nothing was sent
+            raise ProviderConnectionError(
+                f"{self.label} could not be reached at {_origin(url)} ({type(exc).__name__}); nothing was sent.",
+                provider=self.provider,
+            ) from exc
         except httpx.TimeoutException as exc:
             raise ProviderTimeoutError(
                 self._no_answer("did not answer in time", creating), provider=self.provider
             ) from exc
         except httpx.TransportError as exc:
-            reason = type(exc).__name__
             raise ProviderConnectionError(
-                self._no_answer(f"could not be reached ({reason})", creating), provider=self.provider
+                self._no_answer(f"dropped the connection ({type(exc).__name__})", creating), provider=self.provider
             ) from exc
         if response.is_error:
             raise self.error_from_response(response)
@@ -134,6 +138,11 @@ class HttpClient:
                 provider=self.provider,
             )
         return body
+
+
+def _origin(url: str) -> str:
+    parts = httpx.URL(url)
+    return f"{parts.scheme}://{parts.host}" + (f":{parts.port}" if parts.port else "")
 
 
 def json_or_none(response: httpx.Response) -> Any:

@@ -36,17 +36,26 @@ async def test_does_not_retry_create_on_500():
     assert len(calls) == 1
 
 
-async def test_does_not_retry_create_on_connection_error_and_says_the_job_may_exist():
+async def test_a_dropped_connection_on_create_is_not_retried_and_says_the_job_may_exist():
     calls = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(request)
-        raise httpx.ConnectError("refused")
+        raise httpx.ReadError("connection reset")
 
     http = make_client(handler, [])
     with pytest.raises(ProviderConnectionError, match="may have been created"):
         await http.create("POST", "https://demo/jobs", json={})
     assert len(calls) == 1
+
+
+async def test_a_refused_connection_says_nothing_was_sent():
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused")
+
+    http = make_client(handler, [])
+    with pytest.raises(ProviderConnectionError, match=r"reached at https://demo \(ConnectError\); nothing was sent"):
+        await http.create("POST", "https://demo/jobs", json={})
 
 
 async def test_fetch_waits_out_429_retry_after_then_succeeds():
