@@ -7,19 +7,23 @@ import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
 from pydantic import ValidationError as PydanticValidationError
+from starlette.applications import Starlette
 
 from playground.errors import ConfigError, InvalidInputError, PlaygroundError
 from playground.history import HistoryStore
 from playground.history_cli import add_history_commands, run_history_command
+from playground.hosting import InputHost
 from playground.images import load_input_image
 from playground.models import MODELS, GenerationRequest, JobEvent, JobRef
 from playground.providers import REGISTRY, get_spec
 from playground.service import GenerationService
 from playground.settings import Settings
+from playground.webhooks import routes
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -126,27 +130,35 @@ def serve_sandbox(port: int) -> int:
 
 
 async def _jobs(args: argparse.Namespace, settings: Settings) -> int:
-    server = None
-    if args.sandbox:
-        from playground.sandbox.server import SandboxServer, sandbox_settings
-
-        server = SandboxServer().start()
-        settings = sandbox_settings(settings, server.url)
-    if args.out:
-        settings = settings.model_copy(update={"out_dir": args.out})
-    history = HistoryStore.open(settings.data_dir)
-    service = GenerationService(settings, history=history)
-    try:
-        events = _generate(service, args) if args.command == "generate" else _resume(service, history, args)
-        return await _report(events, as_json=args.json)
-    finally:
-        await service.aclose()
-        history.close()
-        if server is not None:
-            server.stop()
+    with ExitStack() as servers:
+        host, files = None, None
+        if args.sandbox:
+            settings, host, files = _sandbox(settings, servers)
+        if args.out:
+            settings = settings.model_copy(update={"out_dir": args.out})
+        history = HistoryStore.open(settings.data_dir)
+        service = GenerationService(settings, history=history, input_host=host)
+        if files is not None:
+            files.router.routes.extend(routes(service, host))
+        try:
+            events = _generate(service, args) if args.command == "generate" else _resume(service, history, args)
+            return await _report(events, as_json=args.json)
+        finally:
+            await service.aclose()
+            history.close()
 
 
-def _generate(service: GenerationService, args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _sandbox(settings: Settings, servers: ExitStack) -> tuple[Settings, InputHost, Starlette]:
+    """The sandbox, and (like the app in sandbox mode) our own loopback server to host local inputs."""
+    from playground.sandbox.server import LoopbackServer, SandboxServer, sandbox_settings
+
+    sandbox = servers.enter_context(SandboxServer())
+    files = Starlette()  # its routes are added once the service exists
+    host = InputHost(servers.enter_context(LoopbackServer(files)).url)
+    return sandbox_settings(settings, sandbox.url), host, files
+
+
+def _generate(service: GenerationService, args: argparse.Namespace) -> AsyncIterator[JobEvent]:
     request = build_request(args)
     targets = [(get_spec(p).name, m) for p in dict.fromkeys(args.provider) for m in (args.model or [MODELS[0]])]
     service.plan(request, targets)  # every check happens here, before anything is sent

@@ -138,3 +138,37 @@ def test_history_lists_cli_runs_newest_first(settings, capsys, tmp_path):
 def test_resume_needs_a_run_or_a_task(settings, capsys):
     code, _, err = run(["resume"], settings, capsys)
     assert code == 2 and "--run RUN_ID" in err
+
+
+ALL = ["kie", "fluxapi", "runapi", "runflow", "apixo", "bfl", "fal", "replicate"]
+
+
+@pytest.mark.parametrize("provider", ALL)
+def test_sandbox_edits_work_with_a_local_png_and_with_a_url_for_every_provider(
+    provider, settings, capsys, tmp_path, monkeypatch, sandbox
+):
+    monkeypatch.setenv("SANDBOX_JOB_SECONDS", "0.2")
+    image = tmp_path / "in.png"
+    image.write_bytes(png_bytes((120, 60)))
+    url = f"{sandbox.url}/files/{sandbox.state.add_file(png_bytes((60, 120)), 'image/png')}"
+    for source, tall in ((str(image), False), (url, True)):
+        argv = [
+            "generate",
+            "--sandbox",
+            "--provider",
+            provider,
+            "--prompt",
+            "edit",
+            "--image",
+            source,
+            "--json",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+        code, lines, err = run(argv, settings, capsys)
+        assert code == 0, err or lines[-1]
+        with Image.open(lines[-1]["files"][0]) as img:
+            if provider == "apixo":  # its documented default ratio, 16:9, applies to edits too [seed003]
+                assert (img.width, img.height) == (768, 432)
+            else:
+                assert (img.height > img.width) == tall  # the edit kept the input's ratio: the input reached it
