@@ -29,7 +29,11 @@ def free_port() -> int:
 
 def start_app(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        [sys.executable, "app.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{env['GRADIO_SERVER_PORT']}/"
@@ -65,9 +69,13 @@ def wait_for(condition, seconds: float, what: str) -> None:
 def app_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_KEY", "_TOKEN", "_BASE_URL"))}
     env.update(
-        PLAYGROUND_DATA_DIR=str(tmp_path / "data"), PLAYGROUND_OUT_DIR=str(tmp_path / "out"),
-        GRADIO_SERVER_PORT=str(free_port()), PLAYGROUND_SANDBOX_PORT=str(free_port()), SANDBOX_JOB_SECONDS="6",
-        GRADIO_TEMP_DIR=str(tmp_path / "gradio"), PLAYGROUND_BROWSER_SECRET="restart-test",
+        PLAYGROUND_DATA_DIR=str(tmp_path / "data"),
+        PLAYGROUND_OUT_DIR=str(tmp_path / "out"),
+        GRADIO_SERVER_PORT=str(free_port()),
+        PLAYGROUND_SANDBOX_PORT=str(free_port()),
+        SANDBOX_JOB_SECONDS="6",
+        GRADIO_TEMP_DIR=str(tmp_path / "gradio"),
+        PLAYGROUND_BROWSER_SECRET="restart-test",
     )
     return env
 
@@ -97,3 +105,24 @@ def test_a_killed_app_resumes_its_five_jobs_on_start_without_submitting_any_agai
     with sqlite3.connect(data / "history.sqlite3") as db:
         paths = [row[0] for row in db.execute("SELECT result_path FROM jobs")]
     assert all(Path(p).is_file() for p in paths)
+
+
+def test_with_public_base_url_at_its_own_address_the_app_finishes_jobs_through_callbacks(app_env, tmp_path):
+    from gradio_client import Client
+
+    port = app_env["GRADIO_SERVER_PORT"]
+    app_env.update(PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", SANDBOX_JOB_SECONDS="1")
+    data = Path(app_env["PLAYGROUND_DATA_DIR"])
+    app = start_app(app_env, tmp_path / "app.log")
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
+        started = time.monotonic()
+        client.submit(*form("a lighthouse at dawn", ["kie", "runapi", "bfl", "fal", "replicate"]), api_name="/generate")
+        wait_for(lambda: [s for _, _, s in jobs(data)] == ["succeeded"] * 5, 30, "the callbacks")
+        elapsed = time.monotonic() - started
+    finally:
+        os.killpg(app.pid, signal.SIGTERM)
+        app.wait(timeout=10)
+    requests = [json.loads(line) for line in (data / "sandbox" / "requests.jsonl").read_text().splitlines()]
+    assert [r for r in requests if r["stage"] == "status"] == [], "signed callbacks need no status read"
+    assert elapsed < 10, "finished by the 15 s safety-net poll, not by callbacks"
