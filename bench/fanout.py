@@ -1,7 +1,7 @@
 """Benchmark: one edit fanned out to providers x models against the sandbox; prints wall time and latencies.
 
-    .venv/bin/python bench/fanout.py                      # the five seed providers x 2 models, 2 s jobs
-    .venv/bin/python bench/fanout.py --all --seconds 3    # every provider
+.venv/bin/python bench/fanout.py                      # the five seed providers x 2 models, 2 s jobs
+.venv/bin/python bench/fanout.py --all --seconds 3    # every provider
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from playground.models import MODELS, GenerationRequest, InputImage  # noqa: E402
-from playground.providers import REGISTRY  # noqa: E402
-from playground.sandbox.core import SandboxState  # noqa: E402
-from playground.sandbox.server import SandboxServer, sandbox_settings  # noqa: E402
-from playground.service import GenerationService  # noqa: E402
-from playground.settings import Settings  # noqa: E402
+from playground.models import MODELS, GenerationRequest, InputImage
+from playground.providers import REGISTRY
+from playground.sandbox.core import SandboxState
+from playground.sandbox.server import SandboxServer, sandbox_settings
+from playground.service import GenerationService
+from playground.settings import Settings
 
 SEED_PROVIDERS = ("kie", "fluxapi", "runapi", "runflow", "apixo")
 
@@ -45,14 +45,18 @@ async def fan_out(providers: list[str], seconds: float, poll_s: float) -> None:
         finals = [e async for e in service.run(request, targets) if e.is_terminal]
         wall = time.perf_counter() - started
         await service.aclose()
-    print(f"{len(targets)} edit jobs ({', '.join(providers)} x {len(MODELS)} models), {seconds:g} s each, "
-          f"polling every {poll_s:g} s")
+    print(
+        f"{len(targets)} edit jobs ({', '.join(providers)} x {len(MODELS)} models), {seconds:g} s each, "
+        f"polling every {poll_s:g} s"
+    )
     for event in sorted(finals, key=lambda e: e.elapsed_s):
         latency = f"{event.result.latency_s:6.2f} s" if event.result else "   --   "
         print(f"  {event.provider:<10} {event.model:<18} {event.state:<10} {latency}")
     ok = sum(e.state == "succeeded" for e in finals)
-    print(f"wall time: {wall:.2f} s for {ok}/{len(targets)} succeeded "
-          f"(sequential would be about {seconds * len(targets):.0f} s)")
+    print(
+        f"wall time: {wall:.2f} s for {ok}/{len(targets)} succeeded "
+        f"(sequential would be about {seconds * len(targets):.0f} s)"
+    )
 
 
 def main() -> None:

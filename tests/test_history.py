@@ -28,8 +28,12 @@ from tests.conftest import png_bytes
 
 T0 = datetime(2025, 11, 23, 18, 0, tzinfo=UTC)
 FOX = GenerationRequest(prompt="a red fox in snow", aspect_ratio="16:9", seed=7)
-SENT = WireRequest(method="POST", url="https://api.example/create", headers={"Authorization": "Bearer ***"},
-                   body={"prompt": "a red fox in snow"})
+SENT = WireRequest(
+    method="POST",
+    url="https://api.example/create",
+    headers={"Authorization": "Bearer ***"},
+    body={"prompt": "a red fox in snow"},
+)
 
 
 class Ticker:
@@ -55,16 +59,33 @@ def store(data_dir: Path) -> Iterator[HistoryStore]:
     opened.close()
 
 
-def event(state: str, *, run_id: str = "run1", provider: str = "kie", model: str = "flux-kontext-pro",
-          **kw: Any) -> JobEvent:
-    return JobEvent(run_id=run_id, provider=provider, provider_label=provider.upper(), model=model, state=state,
-                    elapsed_s=kw.pop("elapsed_s", 1.0), **kw)
+def event(
+    state: str, *, run_id: str = "run1", provider: str = "kie", model: str = "flux-kontext-pro", **kw: Any
+) -> JobEvent:
+    return JobEvent(
+        run_id=run_id,
+        provider=provider,
+        provider_label=provider.upper(),
+        model=model,
+        state=state,
+        elapsed_s=kw.pop("elapsed_s", 1.0),
+        **kw,
+    )
 
 
 def result(sent: WireRequest = SENT) -> JobResult:
-    return JobResult(path="outputs/run1/kie.jpg", image_url="https://cdn.example/r.jpg", mime_type="image/jpeg",
-                     width=1024, height=768, size_bytes=2048, latency_s=12.5, cost_usd=0.025,
-                     cost_source="kie pricing page", sent=sent)
+    return JobResult(
+        path="outputs/run1/kie.jpg",
+        image_url="https://cdn.example/r.jpg",
+        mime_type="image/jpeg",
+        width=1024,
+        height=768,
+        size_bytes=2048,
+        latency_s=12.5,
+        cost_usd=0.025,
+        cost_source="kie pricing page",
+        sent=sent,
+    )
 
 
 def succeed(store: HistoryStore, run_id: str, provider: str = "kie", model: str = "flux-kontext-pro") -> None:
@@ -73,8 +94,17 @@ def succeed(store: HistoryStore, run_id: str, provider: str = "kie", model: str 
 
 
 def fail(store: HistoryStore, run_id: str, provider: str = "kie", model: str = "flux-kontext-pro") -> None:
-    store.record(event("failed", run_id=run_id, provider=provider, model=model, error="KIE reports the job failed.",
-                       code="501", kind="job_failed"))
+    store.record(
+        event(
+            "failed",
+            run_id=run_id,
+            provider=provider,
+            model=model,
+            error="KIE reports the job failed.",
+            code="501",
+            kind="job_failed",
+        )
+    )
 
 
 # --- lifecycle ---------------------------------------------------------------------------------------
@@ -87,8 +117,17 @@ def test_a_run_is_kept_with_its_request_jobs_results_errors_and_every_state_chan
     store.record(event("running", task_id="t-1", sent=SENT, urls={"status": "https://api.example/t-1"}))
     store.record(event("running", task_id="t-1", sent=SENT, message="running 2.0 s"))
     store.record(event("succeeded", task_id="t-1", sent=SENT, result=result()))
-    store.record(event("failed", provider="fal", model="flux-kontext-max", elapsed_s=3.5,
-                       error="fal refused the job on content grounds: nsfw.", code="nsfw", kind="moderated"))
+    store.record(
+        event(
+            "failed",
+            provider="fal",
+            model="flux-kontext-max",
+            elapsed_s=3.5,
+            error="fal refused the job on content grounds: nsfw.",
+            code="nsfw",
+            kind="moderated",
+        )
+    )
     store.close()
 
     run = HistoryStore.open(data_dir).get_run("run1")  # a new process sees everything
@@ -227,8 +266,9 @@ def test_unfinished_jobs_are_the_submitted_ones_without_a_terminal_state(data_di
 
     (job,) = HistoryStore.open(data_dir).unfinished_jobs()
 
-    assert job.ref() == JobRef(provider="kie", model="flux-kontext-pro", task_id="t-kie",
-                               urls={"status": "https://api.example/s"})
+    assert job.ref() == JobRef(
+        provider="kie", model="flux-kontext-pro", task_id="t-kie", urls={"status": "https://api.example/s"}
+    )
 
 
 def test_a_duplicate_terminal_event_is_recorded_once(store):
@@ -325,13 +365,21 @@ def write_v1(data_dir: Path) -> None:
     db.executescript(V1_SCHEMA)
     for i, prompt in enumerate(["Old fox", "old owl"]):
         at = (T0 + timedelta(minutes=i)).isoformat(timespec="microseconds")
-        db.execute("INSERT INTO runs VALUES (?, ?, 'generate', ?, ?)",
-                   (f"old{i}", at, json.dumps({"prompt": prompt, "model": "flux-kontext-pro"}),
-                    '[["kie", "flux-kontext-pro"]]'))
-        db.execute("""INSERT INTO jobs (run_id, provider, model, task_id, state, created_at, updated_at, latency_s,
+        db.execute(
+            "INSERT INTO runs VALUES (?, ?, 'generate', ?, ?)",
+            (
+                f"old{i}",
+                at,
+                json.dumps({"prompt": prompt, "model": "flux-kontext-pro"}),
+                '[["kie", "flux-kontext-pro"]]',
+            ),
+        )
+        db.execute(
+            """INSERT INTO jobs (run_id, provider, model, task_id, state, created_at, updated_at, latency_s,
                    cost_usd, result_path, sent_json) VALUES (?, 'kie', 'flux-kontext-pro', ?, ?, ?, ?, 9.5, 0.025,
-                   'outputs/old.jpg', ?)""", (f"old{i}", f"t{i}", ["succeeded", "running"][i], at, at,
-                                            SENT.model_dump_json()))
+                   'outputs/old.jpg', ?)""",
+            (f"old{i}", f"t{i}", ["succeeded", "running"][i], at, at, SENT.model_dump_json()),
+        )
         db.execute("INSERT INTO job_states (job_id, state, at) VALUES (?, 'queued', ?)", (i + 1, at))
     db.commit()
     db.close()
@@ -351,7 +399,12 @@ def test_a_version_1_history_is_migrated_to_the_current_version_without_losing_r
     assert old is not None
     (job,) = old.jobs
     assert (job.state, job.latency_s, job.result_path, job.sent, job.urls) == (
-        "succeeded", 9.5, "outputs/old.jpg", SENT, {})
+        "succeeded",
+        9.5,
+        "outputs/old.jpg",
+        SENT,
+        {},
+    )
     assert [j.task_id for j in store.unfinished_jobs()] == ["t1"]
     assert store.request_of("old1").prompt == "old owl"
 
@@ -435,7 +488,9 @@ def test_history_show_json_is_the_whole_run(seeded, data_dir, argv):
     run = json.loads(out)
     assert code == 0 and run["run_id"] == "c" and run["outcome"] == "mixed"
     assert [[c["state"] for c in job["changes"]] for job in run["jobs"]] == [
-        ["queued", "running", "succeeded"], ["queued", "failed"]]
+        ["queued", "running", "succeeded"],
+        ["queued", "failed"],
+    ]
 
 
 def test_history_show_of_an_unknown_run_exits_2_with_one_sentence(store, data_dir):

@@ -26,13 +26,27 @@ DEFAULT_RATIO = "16:9"  # "aspect_ratio ... default 16:9" [providers.md 1]
 MAX_PROMPT_CHARS = 10_000
 TOP_FIELDS = {"request_type", "callback_url", "provider", "input", "source"}  # source: APIXO's MCP server sends it
 INPUT_FIELDS = {
-    "mode", "prompt", "aspect_ratio", "image_urls", "image_url", "output_format",
-    "safetyTolerance", "promptUpsampling", "enableTranslation", "watermark", "uploadCn",
+    "mode",
+    "prompt",
+    "aspect_ratio",
+    "image_urls",
+    "image_url",
+    "output_format",
+    "safetyTolerance",
+    "promptUpsampling",
+    "enableTranslation",
+    "watermark",
+    "uploadCn",
 }
 BOOL_FIELDS = ("promptUpsampling", "enableTranslation", "uploadCn")
 TITLES = {
-    400: "Invalid request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
-    429: "Rate limit exceeded", 500: "Internal server error", 503: "Service unavailable",
+    400: "Invalid request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    429: "Rate limit exceeded",
+    500: "Internal server error",
+    503: "Service unavailable",
 }
 FAILURES = {
     "fail": ("GENERATION_FAILED", "Image generation failed"),
@@ -90,10 +104,12 @@ def build(state: SandboxState, name: str, label: str) -> Starlette:
             return error(404, f"Task not found: {task_id}")
         return envelope(await task_data(state, job, origin(request), label))
 
-    return Starlette(routes=[
-        Route("/api/v1/generateTask/{model}", generate, methods=["POST"]),
-        Route("/api/v1/statusTask/{model}", status, methods=["GET"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/api/v1/generateTask/{model}", generate, methods=["POST"]),
+            Route("/api/v1/statusTask/{model}", status, methods=["GET"]),
+        ]
+    )
 
 
 def _unknown_model(request: Request) -> Response | None:
@@ -105,7 +121,10 @@ def _new_job(state: SandboxState, name: str, body: dict[str, Any]) -> SandboxJob
     given = body["input"]
     urls = given.get("image_urls") or ([given["image_url"]] if given.get("image_url") else [])
     return state.new_job(
-        name, MODES[given["mode"]], given["prompt"], body,
+        name,
+        MODES[given["mode"]],
+        given["prompt"],
+        body,
         aspect_ratio=given.get("aspect_ratio", DEFAULT_RATIO),
         output_format=given.get("output_format", "jpeg"),
         input_url=urls[0] if urls else None,

@@ -145,15 +145,25 @@ def build(state: SandboxState, name: str, label: str) -> Starlette:
             return invalid([{"loc": ["query", "id"], "msg": "Field required", "type": "missing"}])
         job = state.jobs.get(task_id)
         if job is None or job.provider != name:
-            return JSONResponse({"id": task_id, "status": "Task not found", "result": None, "progress": None,
-                                 "details": None, "preview": None})
+            return JSONResponse(
+                {
+                    "id": task_id,
+                    "status": "Task not found",
+                    "result": None,
+                    "progress": None,
+                    "details": None,
+                    "preview": None,
+                }
+            )
         return JSONResponse(await result(state, job, origin(request), label))
 
-    return Starlette(routes=[
-        Route("/v1/get_result", get_result, methods=["GET"]),
-        Route(f"/{REGION}/v1/get_result", get_result, methods=["GET"]),
-        Route("/v1/{endpoint}", create, methods=["POST"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/v1/get_result", get_result, methods=["GET"]),
+            Route(f"/{REGION}/v1/get_result", get_result, methods=["GET"]),
+            Route("/v1/{endpoint}", create, methods=["POST"]),
+        ]
+    )
 
 
 def _new_job(state: SandboxState, name: str, model: str, body: dict[str, Any], base: str) -> SandboxJob:
@@ -162,9 +172,14 @@ def _new_job(state: SandboxState, name: str, model: str, body: dict[str, Any], b
         content, mime = decode_image(image) or (b"", "image/png")
         image = f"{base}/files/{state.add_file(content, mime, 'input')}"
     return state.new_job(
-        name, model, body["prompt"], body,
-        aspect_ratio=body.get("aspect_ratio"), output_format=body.get("output_format") or "png",
-        input_url=image, callback_url=body.get("webhook_url"),
+        name,
+        model,
+        body["prompt"],
+        body,
+        aspect_ratio=body.get("aspect_ratio"),
+        output_format=body.get("output_format") or "png",
+        input_url=image,
+        callback_url=body.get("webhook_url"),
     )
 
 
@@ -180,8 +195,14 @@ def _accepted(job: SandboxJob, body: dict[str, Any], mount: str) -> dict[str, An
 async def result(state: SandboxState, job: SandboxJob, base: str, label: str) -> dict[str, Any]:
     """The ResultResponse of a job right now: {id, status, result, progress, details, preview}."""
     now = state.clock()
-    answer: dict[str, Any] = {"id": job.id, "status": "Pending", "result": None, "progress": None,
-                              "details": None, "preview": None}
+    answer: dict[str, Any] = {
+        "id": job.id,
+        "status": "Pending",
+        "result": None,
+        "progress": None,
+        "details": None,
+        "preview": None,
+    }
     if not job.is_done(now):
         share = min(1.0, job.elapsed(now) / job.duration_s) if job.duration_s else 0.0
         if share >= PENDING_SHARE:
@@ -189,10 +210,18 @@ async def result(state: SandboxState, job: SandboxJob, base: str, label: str) ->
         return answer
     if job.outcome == "success":
         sample = await state.result_url(job, base, label)
-        answer.update(status="Ready", progress=1.0, result={
-            "sample": sample, "prompt": job.prompt, "seed": job.body.get("seed"),
-            "start_time": None, "end_time": None, "duration": job.duration_s,
-        })
+        answer.update(
+            status="Ready",
+            progress=1.0,
+            result={
+                "sample": sample,
+                "prompt": job.prompt,
+                "seed": job.body.get("seed"),
+                "start_time": None,
+                "end_time": None,
+                "duration": job.duration_s,
+            },
+        )
     elif job.outcome == "moderate":
         answer.update(status="Content Moderated", details={"Moderation Reasons": MODERATION_REASONS})
     else:
@@ -207,14 +236,28 @@ async def callback(state: SandboxState, job: SandboxJob, base: str, label: str) 
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     if job.outcome == "success":
         sample = await state.result_url(job, base, label)
-        payload: dict[str, Any] = {"id": job.id, "status": "Ready", "timestamp": stamp,
-                                   "result": {"sample": sample, "prompt": job.prompt, "seed": job.body.get("seed")}}
+        payload: dict[str, Any] = {
+            "id": job.id,
+            "status": "Ready",
+            "timestamp": stamp,
+            "result": {"sample": sample, "prompt": job.prompt, "seed": job.body.get("seed")},
+        }
     elif job.outcome == "moderate":
-        payload = {"id": job.id, "status": "Error", "error": "content_policy_violation",
-                   "message": "The prompt violated content policy", "timestamp": stamp}
+        payload = {
+            "id": job.id,
+            "status": "Error",
+            "error": "content_policy_violation",
+            "message": "The prompt violated content policy",
+            "timestamp": stamp,
+        }
     else:
-        payload = {"id": job.id, "status": "Error", "error": "generation_failed", "message": FAILURE_DETAIL,
-                   "timestamp": stamp}
+        payload = {
+            "id": job.id,
+            "status": "Error",
+            "error": "generation_failed",
+            "message": FAILURE_DETAIL,
+            "timestamp": stamp,
+        }
     body = json.dumps(payload).encode()
     secret = state.signing_secrets.get(job.provider) or job.body.get("webhook_secret")
     if not isinstance(secret, str) or not secret:

@@ -276,4 +276,3 @@ def _served_name(url: str) -> str | None:
     if not url.startswith(("http://127.0.0.1:", "http://localhost:")) or "/files/" not in url:
         return None
     return url.split("/files/", 1)[1]
-

@@ -41,8 +41,15 @@ RATIOS = ("21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21")
 FORMATS = ("jpeg", "png")
 SAFETY = ("1", "2", "3", "4", "5", "6")
 TEXT_FIELDS = {
-    "prompt", "seed", "guidance_scale", "sync_mode", "num_images", "output_format",
-    "safety_tolerance", "enhance_prompt", "aspect_ratio",
+    "prompt",
+    "seed",
+    "guidance_scale",
+    "sync_mode",
+    "num_images",
+    "output_format",
+    "safety_tolerance",
+    "enhance_prompt",
+    "aspect_ratio",
 }
 EDIT_FIELDS = TEXT_FIELDS | {"image_url"}
 QUEUED_FRACTION = 0.3  # the first part of a job's life is spent IN_QUEUE
@@ -87,10 +94,14 @@ def build(state: SandboxState, name: str, label: str) -> Starlette:
         if problem:
             return JSONResponse({"detail": [problem]}, status_code=422)
         job = state.new_job(
-            name, model, body["prompt"], body,
+            name,
+            model,
+            body["prompt"],
+            body,
             aspect_ratio=body.get("aspect_ratio", None if is_edit else "1:1"),
             output_format=body.get("output_format", "jpeg"),
-            input_url=input_url, callback_url=request.query_params.get("fal_webhook"),
+            input_url=input_url,
+            callback_url=request.query_params.get("fal_webhook"),
         )
         schedule_callback(state, job, lambda j: callback(state, j, origin(request), label))
         return JSONResponse(_submitted(job, mount_url(request)))
@@ -138,6 +149,7 @@ def build(state: SandboxState, name: str, label: str) -> Starlette:
         return authorized(request) or error(404, "Not Found")
 
     requests = f"/{APP}/requests/{{request_id}}"
+
     def submit_to(model: str, is_edit: bool) -> Any:
         async def endpoint(request: Request) -> Response:
             return await submit(request, model, is_edit)
@@ -177,8 +189,10 @@ def _required(body: dict[str, Any], edit: bool) -> list[Detail]:
             problems.append(_detail([key], "Input should be a valid string", "string_type"))
         elif not value.strip():
             problems.append(_detail([key], "String should have at least 1 character", "string_too_short"))
-    if edit and isinstance(body.get("image_url"), str) and not body["image_url"].startswith(
-        ("http://", "https://", "data:image/")
+    if (
+        edit
+        and isinstance(body.get("image_url"), str)
+        and not body["image_url"].startswith(("http://", "https://", "data:image/"))
     ):
         problems.append(_detail(["image_url"], "Input should be a valid URL or a data URI", "url_parsing"))
     return problems
@@ -256,8 +270,10 @@ async def output(state: SandboxState, job: SandboxJob, base: str, label: str) ->
     image = {"url": url, "width": width, "height": height, "content_type": mime}
     count = int(job.body.get("num_images", 1))  # type: ignore[call-overload]
     return {
-        "images": [image] * count, "timings": {"inference": job.duration_s},
-        "seed": job.body.get("seed", int(job.id[:8], 16)), "has_nsfw_concepts": [flagged] * count,
+        "images": [image] * count,
+        "timings": {"inference": job.duration_s},
+        "seed": job.body.get("seed", int(job.id[:8], 16)),
+        "has_nsfw_concepts": [flagged] * count,
         "prompt": job.prompt,
     }
 
@@ -288,8 +304,12 @@ def sign_delivery(raw: bytes, request_id: str, timestamp: str, user_id: str = US
 def _submitted(job: SandboxJob, base: str) -> dict[str, Any]:
     requests = f"{base}/{APP}/requests/{job.id}"
     body = {
-        "status": "IN_QUEUE", "request_id": job.id, "response_url": requests,
-        "status_url": f"{requests}/status", "cancel_url": f"{requests}/cancel", "queue_position": 0,
+        "status": "IN_QUEUE",
+        "request_id": job.id,
+        "response_url": requests,
+        "status_url": f"{requests}/status",
+        "cancel_url": f"{requests}/cancel",
+        "queue_position": 0,
     }
     if job.callback_url:
         body["gateway_request_id"] = job.id

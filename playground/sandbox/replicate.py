@@ -34,7 +34,20 @@ OWNER = "black-forest-labs"
 MODELS = {"flux-kontext-pro", "flux-kontext-max"}
 DEFAULT_RATIO = "match_input_image"
 RATIOS = (
-    DEFAULT_RATIO, "1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "4:5", "5:4", "21:9", "9:21", "2:1", "1:2",
+    DEFAULT_RATIO,
+    "1:1",
+    "16:9",
+    "9:16",
+    "4:3",
+    "3:4",
+    "3:2",
+    "2:3",
+    "4:5",
+    "5:4",
+    "21:9",
+    "9:21",
+    "2:1",
+    "1:2",
 )
 FORMATS = {"jpg": "jpeg", "png": "png"}  # Replicate's names -> the sandbox drawer's
 DEFAULT_FORMAT = "png"
@@ -42,13 +55,25 @@ TOP_FIELDS = {"input", "webhook", "webhook_events_filter"}
 # UNCERTAIN: Cog may ignore unknown inputs; the sandbox refuses them so a misspelt field (inputImage,
 # aspectRatio) is caught here instead of being silently dropped by the real API.
 INPUT_FIELDS = {
-    "prompt", "input_image", "aspect_ratio", "output_format", "safety_tolerance", "prompt_upsampling", "seed",
+    "prompt",
+    "input_image",
+    "aspect_ratio",
+    "output_format",
+    "safety_tolerance",
+    "prompt_upsampling",
+    "seed",
 }
 EVENTS = {"start", "output", "logs", "completed"}
 _DATA_URI = re.compile(r"^data:image/(jpeg|png|gif|webp);base64,(.+)$", re.DOTALL)
 TITLES = {
-    400: "Bad request", 401: "Unauthenticated", 402: "Payment required", 404: "Not found",
-    422: "Input validation failed", 429: "Too many requests", 500: "Internal server error", 503: "Service unavailable",
+    400: "Bad request",
+    401: "Unauthenticated",
+    402: "Payment required",
+    404: "Not found",
+    422: "Input validation failed",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
 }
 # GUESS: the wording of Replicate's safety checker (E005) and of an internal failure (E6716).
 FAILURES = {
@@ -121,12 +146,14 @@ def build(state: SandboxState, name: str, label: str) -> Starlette:
         state.record(name, "GET", request.url.path, "secret")
         return denied(request) or JSONResponse({"key": _secret(state, name)})
 
-    return Starlette(routes=[
-        Route("/v1/models/{owner}/{model}/predictions", create, methods=["POST"]),
-        Route("/v1/predictions/{id}", get, methods=["GET"]),
-        Route("/v1/predictions/{id}/cancel", cancel, methods=["POST"]),
-        Route("/v1/webhooks/default/secret", secret, methods=["GET"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/v1/models/{owner}/{model}/predictions", create, methods=["POST"]),
+            Route("/v1/predictions/{id}", get, methods=["GET"]),
+            Route("/v1/predictions/{id}/cancel", cancel, methods=["POST"]),
+            Route("/v1/webhooks/default/secret", secret, methods=["GET"]),
+        ]
+    )
 
 
 def validate(body: dict[str, Any]) -> str | None:
@@ -195,7 +222,10 @@ def _new_job(state: SandboxState, name: str, model: str, body: dict[str, Any], b
     inputs = body["input"]
     ratio = inputs.get("aspect_ratio", DEFAULT_RATIO)
     return state.new_job(
-        name, model, inputs["prompt"], body,
+        name,
+        model,
+        inputs["prompt"],
+        body,
         aspect_ratio=None if ratio == DEFAULT_RATIO else ratio,
         output_format=FORMATS[inputs.get("output_format", DEFAULT_FORMAT)],
         input_url=_input_url(state, inputs.get("input_image"), base),
@@ -219,9 +249,18 @@ async def prediction(state: SandboxState, job: SandboxJob, base: str, label: str
     created = time.time() - elapsed
     status = _status(job, now, canceled)
     body: dict[str, Any] = {
-        "id": job.id, "model": f"{OWNER}/{job.model}", "version": "hidden", "input": job.body["input"],
-        "logs": "", "output": None, "data_removed": False, "error": None, "status": status,
-        "created_at": _iso(created), "started_at": None, "completed_at": None,
+        "id": job.id,
+        "model": f"{OWNER}/{job.model}",
+        "version": "hidden",
+        "input": job.body["input"],
+        "logs": "",
+        "output": None,
+        "data_removed": False,
+        "error": None,
+        "status": status,
+        "created_at": _iso(created),
+        "started_at": None,
+        "completed_at": None,
         # No "stream" URL: these image models have no streaming output to serve.
         "urls": {"get": f"{base}/v1/predictions/{job.id}", "cancel": f"{base}/v1/predictions/{job.id}/cancel"},
         "metrics": {},

@@ -33,8 +33,16 @@ TASK_PATH = "/api/v1/flux_kontext/text_to_image"
 MODELS = ("flux-kontext-max", "flux-kontext-pro")
 RATIOS = ("21:9", "16:9", "4:3", "1:1", "3:4", "9:16")
 FIELDS = {
-    "model", "prompt", "aspect_ratio", "output_format", "source_image_url", "enable_translation",
-    "enable_prompt_expansion", "safety_tolerance", "watermark", "callback_url",
+    "model",
+    "prompt",
+    "aspect_ratio",
+    "output_format",
+    "source_image_url",
+    "enable_translation",
+    "enable_prompt_expansion",
+    "safety_tolerance",
+    "watermark",
+    "callback_url",
 }
 # Seed 000 (SDK v0.2.3) names, renamed in v0.2.5 "to align with the upstream Input Contract". Whether
 # the live server still takes them is UNCERTAIN [providers.md 2]; the sandbox refuses them, naming the
@@ -48,8 +56,16 @@ PROCESSING_AFTER = 0.3  # share of a job's duration spent "pending" before "proc
 SANDBOX_SECRETS = {"RUNAPI_CALLBACK_SECRET": base64.b64encode(b"sandbox-runapi-callback-secret").decode()}
 # The SDK's default machine code per status [core-sdk js/src/errors.ts].
 _CODES = {
-    400: "validation", 401: "authentication", 402: "insufficient_credits", 404: "not_found", 409: "conflict",
-    422: "validation", 429: "rate_limit", 500: "server_error", 503: "service_unavailable", 455: "service_unavailable",
+    400: "validation",
+    401: "authentication",
+    402: "insufficient_credits",
+    404: "not_found",
+    409: "conflict",
+    422: "validation",
+    429: "rate_limit",
+    500: "server_error",
+    503: "service_unavailable",
+    455: "service_unavailable",
 }
 
 
@@ -89,9 +105,14 @@ def build(state: SandboxState, name: str, label: str) -> Starlette:
                 return error(409, "Idempotency-Key was already used with a different request body")
             return _task_created(state.jobs[task_id], state)
         job = state.new_job(
-            name, body["model"], body["prompt"], body,
-            aspect_ratio=body.get("aspect_ratio"), output_format=body.get("output_format", "jpeg"),
-            input_url=body.get("source_image_url"), callback_url=body.get("callback_url"),
+            name,
+            body["model"],
+            body["prompt"],
+            body,
+            aspect_ratio=body.get("aspect_ratio"),
+            output_format=body.get("output_format", "jpeg"),
+            input_url=body.get("source_image_url"),
+            callback_url=body.get("callback_url"),
         )
         if key is not None:
             idempotent[key] = (digest, job.id)
@@ -119,16 +140,24 @@ def build(state: SandboxState, name: str, label: str) -> Starlette:
         mime = _mime(content, file_name)
         file_id = state.add_file(content, mime, file_name)
         now = datetime.now(UTC)
-        return JSONResponse({
-            "file_name": file_name, "url": f"{origin(request)}/files/{file_id}", "size_bytes": len(content),
-            "mime_type": mime, "created_at": _iso(now), "expires_at": _iso(now + FILE_LIFETIME),
-        })
+        return JSONResponse(
+            {
+                "file_name": file_name,
+                "url": f"{origin(request)}/files/{file_id}",
+                "size_bytes": len(content),
+                "mime_type": mime,
+                "created_at": _iso(now),
+                "expires_at": _iso(now + FILE_LIFETIME),
+            }
+        )
 
-    return Starlette(routes=[
-        Route(TASK_PATH, create, methods=["POST"]),
-        Route(TASK_PATH + "/{task_id}", get, methods=["GET"]),
-        Route("/api/v1/files", upload, methods=["POST"]),
-    ])
+    return Starlette(
+        routes=[
+            Route(TASK_PATH, create, methods=["POST"]),
+            Route(TASK_PATH + "/{task_id}", get, methods=["GET"]),
+            Route("/api/v1/files", upload, methods=["POST"]),
+        ]
+    )
 
 
 def validate(body: dict[str, Any]) -> str | None:
@@ -208,8 +237,11 @@ async def callback(
     raw = json.dumps(payload).encode()
     delivery_id, timestamp = str(uuid.uuid4()), str(int(time.time()))
     secret = state.signing_secrets.get(name, SANDBOX_SECRETS["RUNAPI_CALLBACK_SECRET"])
-    return raw, {"X-Callback-Id": delivery_id, "X-Callback-Timestamp": timestamp,
-                 "X-Callback-Signature": sign(delivery_id, timestamp, raw, secret)}
+    return raw, {
+        "X-Callback-Id": delivery_id,
+        "X-Callback-Timestamp": timestamp,
+        "X-Callback-Signature": sign(delivery_id, timestamp, raw, secret),
+    }
 
 
 def sign(delivery_id: str, timestamp: str, raw: bytes, secret: str) -> str:

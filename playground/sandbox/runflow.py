@@ -33,17 +33,32 @@ MODEL_PATHS = {
 PRICES = {"flux-kontext-pro": "0.04", "flux-kontext-max": "0.08"}
 TOP_FIELDS = {"input", "callback_url", "metadata", "client_ref"}
 INPUT_FIELDS = {
-    "prompt", "image_url", "aspect_ratio", "num_images", "guidance_scale", "output_format",
-    "safety_tolerance", "enhance_prompt", "seed", "sync_mode",
+    "prompt",
+    "image_url",
+    "aspect_ratio",
+    "num_images",
+    "guidance_scale",
+    "output_format",
+    "safety_tolerance",
+    "enhance_prompt",
+    "seed",
+    "sync_mode",
 }
 RATIOS = ("21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21")
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 UPLOAD_MIMES = {"image/png", "image/jpeg", "image/webp", "image/gif"}
 # Codes from https://docs.runflow.io/concepts/errors; 400/404-model/500 codes are GUESSES.
 CODES = {
-    400: "BAD_REQUEST", 401: "UNAUTHORIZED", 402: "INSUFFICIENT_CREDIT", 403: "PERMISSION_DENIED",
-    404: "RUN_NOT_FOUND", 409: "CONFLICT", 422: "INPUT_VALIDATION_FAILED", 429: "RATE_LIMITED",
-    500: "INTERNAL_ERROR", 503: "MODEL_UNAVAILABLE",
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    402: "INSUFFICIENT_CREDIT",
+    403: "PERMISSION_DENIED",
+    404: "RUN_NOT_FOUND",
+    409: "CONFLICT",
+    422: "INPUT_VALIDATION_FAILED",
+    429: "RATE_LIMITED",
+    500: "INTERNAL_ERROR",
+    503: "MODEL_UNAVAILABLE",
 }
 # Runflow documents no moderation code: the sandbox uses fal's error type and the nsfw flag (GUESS).
 FAILURES = {
@@ -86,8 +101,13 @@ def build(state: SandboxState, name: str, label: str) -> Starlette:
             return error(422, f"Input validation failed: {problems[0]['message']}", errors=problems)
         given = body["input"]
         job = state.new_job(
-            name, model, given["prompt"], body, aspect_ratio=given.get("aspect_ratio"),
-            output_format=given.get("output_format", "jpeg"), input_url=given["image_url"],
+            name,
+            model,
+            given["prompt"],
+            body,
+            aspect_ratio=given.get("aspect_ratio"),
+            output_format=given.get("output_format", "jpeg"),
+            input_url=given["image_url"],
             callback_url=body.get("callback_url"),
         )
         schedule_callback(state, job, lambda j: callback(state, j, origin(request), label, name))
@@ -142,13 +162,15 @@ def build(state: SandboxState, name: str, label: str) -> Starlette:
             return error(409, "The file was not uploaded to upload_url yet", "ASSET_NOT_UPLOADED")
         return JSONResponse(_confirmed(state, request, request.path_params["asset_id"], asset))
 
-    return Starlette(routes=[
-        Route("/v1/models/{model_path:path}/runs", create_run, methods=["POST"]),
-        Route("/v1/runs/{run_id}", get_run, methods=["GET"]),
-        Route("/v1/asset-uploads", reserve_upload, methods=["POST"]),
-        Route("/v1/asset-uploads/{asset_id}/confirmations", confirm_upload, methods=["POST"]),
-        Route("/_uploads/{asset_id}", put_upload, methods=["PUT"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/v1/models/{model_path:path}/runs", create_run, methods=["POST"]),
+            Route("/v1/runs/{run_id}", get_run, methods=["GET"]),
+            Route("/v1/asset-uploads", reserve_upload, methods=["POST"]),
+            Route("/v1/asset-uploads/{asset_id}/confirmations", confirm_upload, methods=["POST"]),
+            Route("/_uploads/{asset_id}", put_upload, methods=["PUT"]),
+        ]
+    )
 
 
 def validate(body: dict[str, Any]) -> list[dict[str, str]]:
@@ -248,8 +270,13 @@ def _confirmed(state: SandboxState, request: Request, asset_id: str, asset: dict
         asset["file_id"] = state.add_file(asset["content"], asset["mime_type"])
     url = f"{origin(request)}/files/{asset['file_id']}"
     return {
-        "id": asset_id, "name": asset["filename"], "url": url, "thumbnail_url": url,
-        "mime_type": asset["mime_type"], "size_bytes": asset["size_bytes"], "created_at": _iso(datetime.now(UTC)),
+        "id": asset_id,
+        "name": asset["filename"],
+        "url": url,
+        "thumbnail_url": url,
+        "mime_type": asset["mime_type"],
+        "size_bytes": asset["size_bytes"],
+        "created_at": _iso(datetime.now(UTC)),
     }
 
 
@@ -266,11 +293,22 @@ async def run_object(state: SandboxState, job: SandboxJob, base: str, label: str
     now = state.clock()
     created = datetime.now(UTC) - timedelta(seconds=job.elapsed(now))
     run: dict[str, Any] = {
-        "id": str(uuid.UUID(job.id)), "model_id": _model_path(job.model), "status_code": _active(job, now),
-        "input": job.body["input"], "output": {}, "created_at": _iso(created), "started_at": None,
-        "completed_at": None, "duration_ms": None, "cost": None, "callback_url": job.callback_url,
-        "metadata": job.body.get("metadata"), "client_ref": job.body.get("client_ref"),
-        "failure_code": None, "failure_message": None, "failure_stage_code": None,
+        "id": str(uuid.UUID(job.id)),
+        "model_id": _model_path(job.model),
+        "status_code": _active(job, now),
+        "input": job.body["input"],
+        "output": {},
+        "created_at": _iso(created),
+        "started_at": None,
+        "completed_at": None,
+        "duration_ms": None,
+        "cost": None,
+        "callback_url": job.callback_url,
+        "metadata": job.body.get("metadata"),
+        "client_ref": job.body.get("client_ref"),
+        "failure_code": None,
+        "failure_message": None,
+        "failure_stage_code": None,
         "links": {"self": f"{mount}/v1/runs/{uuid.UUID(job.id)}"},
     }
     if job.elapsed(now) >= job.duration_s * QUEUED_SHARE:
@@ -295,8 +333,14 @@ async def _ended(state: SandboxState, job: SandboxJob, base: str, label: str, cr
         return {**ended, "status_code": "succeeded", "cost": PRICES[job.model], "output": output}
     code, message, stage = FAILURES.get(job.outcome, FAILURES["fail"])
     output = {"nsfw_detected": True} if job.outcome == "moderate" else {}
-    return {**ended, "status_code": "failed", "output": output, "failure_code": code,
-            "failure_message": message, "failure_stage_code": stage}
+    return {
+        **ended,
+        "status_code": "failed",
+        "output": output,
+        "failure_code": code,
+        "failure_message": message,
+        "failure_stage_code": stage,
+    }
 
 
 async def _output(state: SandboxState, job: SandboxJob, base: str, label: str) -> dict[str, Any]:
@@ -307,8 +351,13 @@ async def _output(state: SandboxState, job: SandboxJob, base: str, label: str) -
     given = job.body["input"]
     seed = given.get("seed", 42) if isinstance(given, dict) else None
     item = {"url": url, "type": "image", "content_type": mime, "width": width, "height": height}
-    return {"outputs": [item], "seed": seed, "model_data": {}, "nsfw_detected": False,
-            "timing": {"inference_ms": round(job.duration_s * 800)}}
+    return {
+        "outputs": [item],
+        "seed": seed,
+        "model_data": {},
+        "nsfw_detected": False,
+        "timing": {"inference_ms": round(job.duration_s * 800)},
+    }
 
 
 async def callback(
@@ -322,9 +371,14 @@ async def callback(
         code, message, _ = FAILURES.get(job.outcome, FAILURES["fail"])
         event, status, output = "run.failed", "failed", {"code": code, "message": message}
     envelope = {
-        "event": event, "run_id": str(uuid.UUID(job.id)), "status": status, "output": output,
-        "duration_ms": round(job.duration_s * 1000), "created_at": _iso(created),
-        "completed_at": _iso(datetime.now(UTC)), "metadata": job.body.get("metadata"),
+        "event": event,
+        "run_id": str(uuid.UUID(job.id)),
+        "status": status,
+        "output": output,
+        "duration_ms": round(job.duration_s * 1000),
+        "created_at": _iso(created),
+        "completed_at": _iso(datetime.now(UTC)),
+        "metadata": job.body.get("metadata"),
     }
     body = json.dumps(envelope).encode()
     headers = {"Runflow-Request-Id": str(uuid.uuid4())}

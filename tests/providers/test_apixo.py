@@ -32,9 +32,18 @@ PRO, MAX = "flux-kontext-pro", "flux-kontext-max"
 CREATE = "/apixo/api/v1/generateTask/flux-kontext"
 OK_INPUT = {"mode": "pro", "prompt": "x"}
 FAIL_CODES = [
-    "CONTENT_VIOLATION", "NSFW_DETECTED", "PROMPT_TOO_LONG", "INVALID_PROMPT", "INVALID_IMAGE_URL",
-    "IMAGE_TOO_LARGE", "UNSUPPORTED_FORMAT", "IMAGE_DOWNLOAD_FAILED", "PROCESSING_TIMEOUT",
-    "MODEL_UNAVAILABLE", "GENERATION_FAILED", "INSUFFICIENT_CREDITS",
+    "CONTENT_VIOLATION",
+    "NSFW_DETECTED",
+    "PROMPT_TOO_LONG",
+    "INVALID_PROMPT",
+    "INVALID_IMAGE_URL",
+    "IMAGE_TOO_LARGE",
+    "UNSUPPORTED_FORMAT",
+    "IMAGE_DOWNLOAD_FAILED",
+    "PROCESSING_TIMEOUT",
+    "MODEL_UNAVAILABLE",
+    "GENERATION_FAILED",
+    "INSUFFICIENT_CREDITS",
 ]
 
 
@@ -63,8 +72,11 @@ async def test_text_to_image_succeeds_with_the_requested_ratio_and_the_exact_wir
     assert sent.body == {
         "request_type": "async",
         "input": {
-            "mode": "pro", "prompt": "a red fox", "aspect_ratio": "16:9",
-            "output_format": "jpeg", "promptUpsampling": False,
+            "mode": "pro",
+            "prompt": "a red fox",
+            "aspect_ratio": "16:9",
+            "output_format": "jpeg",
+            "promptUpsampling": False,
         },
     }
     assert done.result.cost_usd == 0.03
@@ -72,8 +84,12 @@ async def test_text_to_image_succeeds_with_the_requested_ratio_and_the_exact_wir
 
 async def test_every_option_is_accepted_by_the_strict_sandbox_for_max(service, sandbox):
     request = GenerationRequest(
-        prompt="a red fox", aspect_ratio="9:16", output_format="png",
-        safety_tolerance=0, prompt_upsampling=True, enable_translation=False,
+        prompt="a red fox",
+        aspect_ratio="9:16",
+        output_format="png",
+        safety_tolerance=0,
+        prompt_upsampling=True,
+        enable_translation=False,
     )
     events = await collect(service, request, [("apixo", MAX)])
     done = final(events, "apixo", MAX)
@@ -195,7 +211,9 @@ async def test_sandbox_delivers_an_unsigned_status_envelope_that_parse_callback_
     port = server.sockets[0].getsockname()[1]
     provider = service.provider("apixo")
     async with server:
-        submission = await provider.submit(GenerationRequest(prompt="a fox"), callback_url=f"http://127.0.0.1:{port}/hook")
+        submission = await provider.submit(
+            GenerationRequest(prompt="a fox"), callback_url=f"http://127.0.0.1:{port}/hook"
+        )
         head, body = await asyncio.wait_for(received, timeout=5)
     assert submission.sent.body["request_type"] == "callback"
     assert submission.sent.body["callback_url"] == f"http://127.0.0.1:{port}/hook"
@@ -267,8 +285,13 @@ def test_sandbox_tolerates_the_legacy_image_url_and_documented_options(body):
 
 def test_payload_uses_the_documented_mixed_casing_byte_for_byte():
     request = GenerationRequest(
-        prompt="a fox", model=MAX, aspect_ratio="21:9", output_format="png",
-        safety_tolerance=1, prompt_upsampling=True, enable_translation=False,
+        prompt="a fox",
+        model=MAX,
+        aspect_ratio="21:9",
+        output_format="png",
+        safety_tolerance=1,
+        prompt_upsampling=True,
+        enable_translation=False,
     )
     wire_text = json.dumps(to_payload(request, "https://x/a.png", None), separators=(",", ":"))
     assert wire_text == (

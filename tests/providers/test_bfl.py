@@ -80,7 +80,11 @@ async def test_text_to_image_sends_the_exact_body_to_the_model_path_and_keeps_th
     sent = result.sent
     assert sent.url == f"{sandbox.url}/bfl/v1/{model}"
     assert sent.body == {
-        "prompt": "a red fox", "seed": 7, "aspect_ratio": "16:9", "output_format": "png", "prompt_upsampling": False,
+        "prompt": "a red fox",
+        "seed": 7,
+        "aspect_ratio": "16:9",
+        "output_format": "png",
+        "prompt_upsampling": False,
     }
     assert sent.headers["x-key"] == "$BFL_API_KEY"
     assert "Authorization" not in sent.headers
@@ -175,7 +179,9 @@ async def test_without_a_secret_no_webhook_is_requested_and_polling_covers_it(se
     secrets = {k: v for k, v in settings.secrets.items() if k != "BFL_WEBHOOK_SECRET"}
     service = GenerationService(settings.model_copy(update={"secrets": secrets}))
     try:
-        submission = await service.provider("bfl").submit(GenerationRequest(prompt="x"), callback_url="http://127.0.0.1:9/h")
+        submission = await service.provider("bfl").submit(
+            GenerationRequest(prompt="x"), callback_url="http://127.0.0.1:9/h"
+        )
     finally:
         await service.aclose()
     assert submission.sent.body is not None
@@ -195,8 +201,11 @@ async def test_without_a_secret_no_webhook_is_requested_and_polling_covers_it(se
         ({"prompt": "x", "safety_tolerance": 7}, ["body", "safety_tolerance"], "less_than_equal"),
         ({"prompt": "x", "aspect_ratio": "3:1"}, ["body", "aspect_ratio"], "value_error"),
         ({"prompt": "x", "prompt_upsampling": "false"}, ["body", "prompt_upsampling"], "bool_type"),
-        ({"prompt": "x", "input_image": "data:image/png;base64," + base64.b64encode(png_bytes()).decode()},
-         ["body", "input_image"], "value_error"),
+        (
+            {"prompt": "x", "input_image": "data:image/png;base64," + base64.b64encode(png_bytes()).decode()},
+            ["body", "input_image"],
+            "value_error",
+        ),
     ],
 )
 def test_sandbox_refuses_bodies_the_api_would_refuse(body, loc, kind):
@@ -263,8 +272,14 @@ def test_ready_gives_the_sample_url_and_failures_give_a_reason():
 def test_payload_sends_only_what_was_set_with_documented_names_and_types():
     request = GenerationRequest(prompt="p", safety_tolerance=0, prompt_upsampling=True, seed=0)
     assert to_payload(request, "https://x/in.png", "https://me/hook", "s") == {
-        "prompt": "p", "input_image": "https://x/in.png", "seed": 0, "output_format": "jpeg",
-        "prompt_upsampling": True, "safety_tolerance": 0, "webhook_url": "https://me/hook", "webhook_secret": "s",
+        "prompt": "p",
+        "input_image": "https://x/in.png",
+        "seed": 0,
+        "output_format": "jpeg",
+        "prompt_upsampling": True,
+        "safety_tolerance": 0,
+        "webhook_url": "https://me/hook",
+        "webhook_secret": "s",
     }
 
 
@@ -275,16 +290,18 @@ def test_signature_is_sha256_prefixed_hex_hmac_of_the_raw_body():
 
 
 def test_correctly_signed_callback_parses_with_an_iso_timestamp():
-    headers, body = signed({"id": "t1", "status": "Ready", "result": {"sample": "https://x/y.jpg"},
-                            "timestamp": "2025-06-15T15:06:40Z"})
+    headers, body = signed(
+        {"id": "t1", "status": "Ready", "result": {"sample": "https://x/y.jpg"}, "timestamp": "2025-06-15T15:06:40Z"}
+    )
     update = provider_with_secret().parse_callback(headers, body, now=NOW)
     assert update.task_id == "t1"
     assert update.status is not None and update.status.image_urls == ("https://x/y.jpg",)
 
 
 def test_callback_with_a_unix_timestamp_and_an_error_parses_as_failed():
-    headers, body = signed({"id": "t1", "status": "Error", "error": "generation_failed", "message": "it broke",
-                            "timestamp": NOW - 10})
+    headers, body = signed(
+        {"id": "t1", "status": "Error", "error": "generation_failed", "message": "it broke", "timestamp": NOW - 10}
+    )
     update = provider_with_secret().parse_callback(headers, body, now=NOW)
     assert update.status is not None and update.status.state == "failed" and update.status.error == "it broke"
 

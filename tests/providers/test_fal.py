@@ -53,8 +53,13 @@ async def test_text_to_image_succeeds_with_an_image_of_the_requested_ratio(servi
         assert img.width / img.height == pytest.approx(16 / 9, rel=0.01)
     assert done.result.sent.url == f"{sandbox.url}{PRO_T2I}"
     assert done.result.sent.body == {
-        "prompt": "a red fox", "seed": 7, "guidance_scale": 4.5, "output_format": "jpeg",
-        "safety_tolerance": "3", "enhance_prompt": False, "aspect_ratio": "16:9",
+        "prompt": "a red fox",
+        "seed": 7,
+        "guidance_scale": 4.5,
+        "output_format": "jpeg",
+        "safety_tolerance": "3",
+        "enhance_prompt": False,
+        "aspect_ratio": "16:9",
     }
     assert done.result.sent.headers["Authorization"] == "Key $FAL_KEY"
     assert done.result.cost_usd == 0.04
@@ -76,7 +81,10 @@ async def test_edit_with_a_url_sends_it_as_image_url_to_the_edit_endpoint(servic
     assert done.state == "succeeded", done.error
     assert done.result.sent.url == f"{sandbox.url}/fal/fal-ai/flux-pro/kontext/max"
     assert done.result.sent.body == {
-        "prompt": "make it blue", "image_url": url, "output_format": "jpeg", "enhance_prompt": False,
+        "prompt": "make it blue",
+        "image_url": url,
+        "output_format": "jpeg",
+        "enhance_prompt": False,
     }
 
 
@@ -244,7 +252,10 @@ def _provider(keys: str = SANDBOX_PUBLIC_KEYS) -> fal.FalProvider:
 
 
 OK_BODY = {
-    "request_id": "r1", "gateway_request_id": "r1", "status": "OK", "error": None,
+    "request_id": "r1",
+    "gateway_request_id": "r1",
+    "status": "OK",
+    "error": None,
     "payload": {"images": [{"url": "https://v3.fal.media/x.png", "content_type": "image/png"}], "seed": 1},
 }
 
@@ -278,7 +289,9 @@ def test_a_stale_callback_is_rejected():
 
 def test_an_error_callback_is_a_failed_status_with_the_detail():
     body = {
-        "request_id": "r2", "status": "ERROR", "error": "Invalid status code: 422",
+        "request_id": "r2",
+        "status": "ERROR",
+        "error": "Invalid status code: 422",
         "payload": {"detail": [fal_sandbox.FAIL_DETAIL]},
     }
     headers, raw = _delivery(body)

@@ -56,7 +56,11 @@ async def test_max_model_with_png_seed_and_safety_uses_the_max_path_and_replicat
     _, result = _succeeded(await collect(service, request, [(NAME, "flux-kontext-max")]), "flux-kontext-max")
     assert result.sent.url.endswith("/v1/models/black-forest-labs/flux-kontext-max/predictions")
     assert _input(result) == {
-        "prompt": "a fox", "output_format": "png", "safety_tolerance": 5, "prompt_upsampling": True, "seed": 7,
+        "prompt": "a fox",
+        "output_format": "png",
+        "safety_tolerance": 5,
+        "prompt_upsampling": True,
+        "seed": 7,
     }
     assert result.mime_type == "image/png"
 
@@ -142,8 +146,12 @@ async def test_resuming_by_id_alone_polls_the_documented_prediction_path(service
 
 def test_polls_urls_get_only_when_it_lives_under_the_configured_base_url():
     adapter = _adapter(None)
-    mine = JobRef(provider=NAME, model="flux-kontext-pro", task_id="p1", urls={"get": "https://api.test/v1/predictions/p1"})
-    foreign = JobRef(provider=NAME, model="flux-kontext-pro", task_id="p1", urls={"get": "https://evil.test/v1/predictions/p1"})
+    mine = JobRef(
+        provider=NAME, model="flux-kontext-pro", task_id="p1", urls={"get": "https://api.test/v1/predictions/p1"}
+    )
+    foreign = JobRef(
+        provider=NAME, model="flux-kontext-pro", task_id="p1", urls={"get": "https://evil.test/v1/predictions/p1"}
+    )
     assert adapter.poll_url(mine) == "https://api.test/v1/predictions/p1"
     assert adapter.poll_url(foreign) == "https://api.test/v1/predictions/p1"  # built from the base, key stays home
     assert adapter.poll_url(mine.model_copy(update={"urls": {}})) == "https://api.test/v1/predictions/p1"
@@ -320,8 +328,12 @@ def _input(result: JobResult) -> dict[str, Any]:
 def _adapter(secret: str | None) -> ReplicateProvider:
     secrets = {WEBHOOK_SECRET_ENV: SecretStr(secret)} if secret else {}
     config = ProviderConfig(
-        name=NAME, label="Replicate", base_url="https://api.test", api_key=SecretStr("k"),
-        key_env=SPEC.key_env, secrets=secrets,
+        name=NAME,
+        label="Replicate",
+        base_url="https://api.test",
+        api_key=SecretStr("k"),
+        key_env=SPEC.key_env,
+        secrets=secrets,
     )
     return ReplicateProvider(SPEC, config, HttpClient(httpx.AsyncClient(), provider=NAME, label="Replicate"))
 

@@ -51,7 +51,10 @@ async def test_text_to_image_succeeds_with_the_requested_ratio_and_the_exact_wir
     sent = result(done).sent
     assert sent.url == f"{sandbox.url}{TASKS}"
     assert sent.body == {
-        "model": "flux-kontext-pro", "prompt": "a red fox", "aspect_ratio": "16:9", "output_format": "jpeg",
+        "model": "flux-kontext-pro",
+        "prompt": "a red fox",
+        "aspect_ratio": "16:9",
+        "output_format": "jpeg",
     }
     assert sent.headers["Authorization"] == "Bearer $RUNAPI_API_KEY"
     assert sent.headers["Accept"] == "application/json"
@@ -142,7 +145,8 @@ async def test_sandbox_replays_a_reused_idempotency_key_and_refuses_it_with_anot
 async def test_sandbox_answers_bad_fields_with_a_422_in_runapis_error_shape(sandbox):
     async with httpx.AsyncClient(base_url=sandbox.url) as client:
         response = await client.post(
-            TASKS, json={"model": "flux-kontext-pro", "prompt": "x", "aspectRatio": "16:9"},
+            TASKS,
+            json={"model": "flux-kontext-pro", "prompt": "x", "aspectRatio": "16:9"},
             headers={"Authorization": f"Bearer {TEST_KEY}"},
         )
         unauthorized = await client.get(f"{TASKS}/nope")
@@ -176,9 +180,16 @@ def test_sandbox_validation_rejects_what_the_api_rejects(body, words):
 
 def test_sandbox_validation_accepts_a_full_current_body():
     body = runapi.to_payload(
-        GenerationRequest(prompt="x", aspect_ratio="21:9", prompt_upsampling=True, enable_translation=False,
-                          safety_tolerance=6, output_format="png"),
-        None, "https://my.app/hook",
+        GenerationRequest(
+            prompt="x",
+            aspect_ratio="21:9",
+            prompt_upsampling=True,
+            enable_translation=False,
+            safety_tolerance=6,
+            output_format="png",
+        ),
+        None,
+        "https://my.app/hook",
     )
     assert runapi_sandbox.validate(body) is None
 
@@ -186,8 +197,13 @@ def test_sandbox_validation_accepts_a_full_current_body():
 def test_payload_uses_the_current_field_names_and_only_what_was_set():
     request = GenerationRequest(prompt="p", prompt_upsampling=True, enable_translation=False, safety_tolerance=2)
     assert runapi.to_payload(request, "https://x/in.png", "https://my.app/hook") == {
-        "model": "flux-kontext-pro", "prompt": "p", "output_format": "jpeg", "source_image_url": "https://x/in.png",
-        "enable_translation": False, "enable_prompt_expansion": True, "safety_tolerance": 2,
+        "model": "flux-kontext-pro",
+        "prompt": "p",
+        "output_format": "jpeg",
+        "source_image_url": "https://x/in.png",
+        "enable_translation": False,
+        "enable_prompt_expansion": True,
+        "safety_tolerance": 2,
         "callback_url": "https://my.app/hook",
     }
 
@@ -213,8 +229,15 @@ def test_status_words_map_to_states(word, state):
 
 
 def test_result_url_prefers_the_cdn_url_and_falls_back_to_origin_url():
-    status = runapi.to_status({"status": "completed", "images": [{"url": "https://cdn/a.png", "origin_url": "https://o/a.png"},
-                                                                  {"origin_url": "https://o/b.png"}]})
+    status = runapi.to_status(
+        {
+            "status": "completed",
+            "images": [
+                {"url": "https://cdn/a.png", "origin_url": "https://o/a.png"},
+                {"origin_url": "https://o/b.png"},
+            ],
+        }
+    )
     assert status.image_urls == ("https://cdn/a.png", "https://o/b.png")
 
 
@@ -226,16 +249,20 @@ def test_an_error_object_in_a_failed_task_is_read_for_message_and_code():
 def signed(body: bytes, *, secret: str = SECRET, ts: float = NOW, delivery_id: str = "d1b3c5e7") -> dict[str, str]:
     """Headers as seed 000 documents them, computed here straight from its formula."""
     mac = hmac.new(base64.b64decode(secret), f"{delivery_id}.{int(ts)}.".encode() + body, hashlib.sha256).digest()
-    return {"x-callback-id": delivery_id, "x-callback-timestamp": str(int(ts)),
-            "x-callback-signature": base64.b64encode(mac).decode()}
+    return {
+        "x-callback-id": delivery_id,
+        "x-callback-timestamp": str(int(ts)),
+        "x-callback-signature": base64.b64encode(mac).decode(),
+    }
 
 
 def adapter(secret: str | None = SECRET) -> runapi.RunApiProvider:
     from pydantic import SecretStr
 
     secrets = {runapi.CALLBACK_SECRET_ENV: SecretStr(secret)} if secret else {}
-    config = ProviderConfig(name=NAME, label="RunAPI.ai", base_url="http://x", api_key=None, key_env="RUNAPI_API_KEY",
-                            secrets=secrets)
+    config = ProviderConfig(
+        name=NAME, label="RunAPI.ai", base_url="http://x", api_key=None, key_env="RUNAPI_API_KEY", secrets=secrets
+    )
     return runapi.RunApiProvider(runapi.SPEC, config, None)  # type: ignore[arg-type]
 
 

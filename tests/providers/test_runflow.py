@@ -38,8 +38,12 @@ def served_png(sandbox, size=(64, 48)) -> str:
 def adapter(secret: str | None = SECRET) -> RunflowProvider:
     secrets = {SECRET_ENV: SecretStr(secret)} if secret else {}
     config = ProviderConfig(
-        name="runflow", label="Runflow", base_url="https://api.runflow.io", api_key=SecretStr("rf_live_x"),
-        key_env="RUNFLOW_API_KEY", secrets=secrets,
+        name="runflow",
+        label="Runflow",
+        base_url="https://api.runflow.io",
+        api_key=SecretStr("rf_live_x"),
+        key_env="RUNFLOW_API_KEY",
+        secrets=secrets,
     )
     return RunflowProvider(SPEC, config, HttpClient(httpx.AsyncClient(), provider="runflow", label="Runflow"))
 
@@ -50,9 +54,14 @@ def delivery(payload: dict, secret: str = SECRET) -> tuple[dict[str, str], bytes
 
 
 COMPLETED = {
-    "event": "run.completed", "run_id": RUN_ID, "status": "succeeded",
-    "output": {"outputs": [{"url": "https://cdn.runflow.io/a.jpg", "type": "image"}]}, "duration_ms": 4100,
-    "created_at": "2026-05-06T10:00:00.000+00:00", "completed_at": "2026-05-06T10:00:04.100+00:00", "metadata": None,
+    "event": "run.completed",
+    "run_id": RUN_ID,
+    "status": "succeeded",
+    "output": {"outputs": [{"url": "https://cdn.runflow.io/a.jpg", "type": "image"}]},
+    "duration_ms": 4100,
+    "created_at": "2026-05-06T10:00:00.000+00:00",
+    "completed_at": "2026-05-06T10:00:04.100+00:00",
+    "metadata": None,
 }
 
 
@@ -62,18 +71,32 @@ COMPLETED = {
 async def test_edit_with_a_url_succeeds_with_the_requested_ratio_and_the_exact_body(service, sandbox):
     url = served_png(sandbox)
     request = GenerationRequest(
-        prompt="make it blue", image=InputImage(url=url), aspect_ratio="16:9", seed=7,
-        safety_tolerance=3, guidance=4.5, prompt_upsampling=True, output_format="png",
+        prompt="make it blue",
+        image=InputImage(url=url),
+        aspect_ratio="16:9",
+        seed=7,
+        safety_tolerance=3,
+        guidance=4.5,
+        prompt_upsampling=True,
+        output_format="png",
     )
     done = final(await collect(service, request, [("runflow", "flux-kontext-pro")]), "runflow")
     assert done.state == "succeeded", done.error
     with Image.open(done.result.path) as img:
         assert img.width / img.height == pytest.approx(16 / 9, rel=0.01)
         assert img.format == "PNG"
-    assert done.result.sent.body == {"input": {
-        "prompt": "make it blue", "image_url": url, "aspect_ratio": "16:9", "guidance_scale": 4.5,
-        "output_format": "png", "safety_tolerance": "3", "enhance_prompt": True, "seed": 7,
-    }}
+    assert done.result.sent.body == {
+        "input": {
+            "prompt": "make it blue",
+            "image_url": url,
+            "aspect_ratio": "16:9",
+            "guidance_scale": 4.5,
+            "output_format": "png",
+            "safety_tolerance": "3",
+            "enhance_prompt": True,
+            "seed": 7,
+        }
+    }
     assert done.result.sent.url == f"{sandbox.url}/runflow/v1/models/black-forest-labs/flux-pro/kontext/runs"
     assert done.result.sent.headers["Authorization"] == "Bearer $RUNFLOW_API_KEY"
     assert done.result.cost_usd == 0.04
@@ -204,11 +227,16 @@ async def test_sandbox_answers_unknown_models_and_missing_keys_in_runflows_error
     async with httpx.AsyncClient() as client:
         unknown = await client.post(f"{base}/acme/flux-9/runs", json=body, headers={"Authorization": "Bearer k"})
         no_key = await client.post(f"{base}/black-forest-labs/flux-pro/kontext/runs", json=body)
-        bad = await client.post(f"{base}/black-forest-labs/flux-pro/kontext/runs", json={"input": {"prompt": "x"}},
-                                headers={"Authorization": "Bearer k"})
+        bad = await client.post(
+            f"{base}/black-forest-labs/flux-pro/kontext/runs",
+            json={"input": {"prompt": "x"}},
+            headers={"Authorization": "Bearer k"},
+        )
     assert unknown.status_code == 404 and unknown.json()["code"] == "MODEL_NOT_FOUND"
     assert no_key.status_code == 401 and no_key.json() == {
-        "code": "UNAUTHORIZED", "message": "Missing or invalid API key", "errors": None,
+        "code": "UNAUTHORIZED",
+        "message": "Missing or invalid API key",
+        "errors": None,
     }
     assert bad.status_code == 422 and bad.json()["code"] == "INPUT_VALIDATION_FAILED"
     assert bad.json()["errors"][0]["field"] == "input.image_url"
@@ -218,10 +246,14 @@ async def test_sandbox_upload_url_refuses_a_request_carrying_the_api_key(sandbox
     content = png_bytes()
     reserve = {"filename": "a.png", "mime_type": "image/png", "size_bytes": len(content)}
     async with httpx.AsyncClient() as client:
-        slot = (await client.post(f"{sandbox.url}/runflow/v1/asset-uploads", json=reserve,
-                                  headers={"Authorization": "Bearer k"})).json()
-        put = await client.put(slot["upload_url"], content=content,
-                               headers={"Content-Type": "image/png", "Authorization": "Bearer k"})
+        slot = (
+            await client.post(
+                f"{sandbox.url}/runflow/v1/asset-uploads", json=reserve, headers={"Authorization": "Bearer k"}
+            )
+        ).json()
+        put = await client.put(
+            slot["upload_url"], content=content, headers={"Content-Type": "image/png", "Authorization": "Bearer k"}
+        )
     assert put.status_code == 400 and b"Only one auth mechanism" in put.content
 
 
@@ -279,8 +311,13 @@ def test_succeeded_without_an_image_but_flagged_nsfw_is_moderated():
 
 
 def test_failure_reads_the_older_failure_stage_and_the_sdks_error_object():
-    status = to_status({"status_code": "failed", "failure_stage": "preprocess",
-                        "error": {"code": "MEDIA_FETCH_FAILED", "message": "could not fetch image_url"}})
+    status = to_status(
+        {
+            "status_code": "failed",
+            "failure_stage": "preprocess",
+            "error": {"code": "MEDIA_FETCH_FAILED", "message": "could not fetch image_url"},
+        }
+    )
     assert status.error == "could not fetch image_url (stage: preprocess)"
     assert status.error_code == "MEDIA_FETCH_FAILED" and not status.moderated
 
@@ -336,8 +373,15 @@ def test_without_a_secret_the_callback_is_left_for_status_to_confirm():
 @pytest.mark.parametrize(
     ("payload", "state", "moderated"),
     [
-        ({"event": "run.failed", "status": "failed", "output": {"code": "CONTENT_POLICY_VIOLATION",
-                                                                 "message": "flagged"}}, "failed", True),
+        (
+            {
+                "event": "run.failed",
+                "status": "failed",
+                "output": {"code": "CONTENT_POLICY_VIOLATION", "message": "flagged"},
+            },
+            "failed",
+            True,
+        ),
         ({"event": "run.failed", "status": "failed", "output": None}, "failed", False),
         ({"event": "run.cancelled", "status": "cancelled", "output": None}, "canceled", False),
         ({"event": "run.partial_succeeded", "output": {"image_urls": ["https://x/a.jpg"]}}, "succeeded", False),
