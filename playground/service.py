@@ -194,13 +194,20 @@ class GenerationService:
         *,
         run_id: str | None = None,
         keys: Mapping[str, SecretStr] | None = None,
+        server_keys: bool = True,
         timeout_s: float | None = None,
         out_dir: Path | None = None,
     ) -> AsyncIterator[JobEvent]:
-        """Wait again for jobs already submitted (by task id), in parallel; nothing is submitted again."""
+        """Wait again for jobs already submitted (by task id), in parallel; nothing is submitted again.
+
+        ``keys`` and ``server_keys`` choose the key as for :meth:`run`: a job is read with the key it was sent with.
+        """
         refs = [jobs] if isinstance(jobs, JobRef) else list(jobs)
         run = Run(self, run_id or uuid.uuid4().hex[:12], timeout_s, out_dir)
-        waits = [run.resume_job(self.spec(ref.provider), self.provider(ref.provider, keys), ref) for ref in refs]
+        waits = [
+            run.resume_job(self.spec(ref.provider), self.provider(ref.provider, keys, server_keys=server_keys), ref)
+            for ref in refs
+        ]
         async for event in run.stream(waits):
             yield event
 

@@ -116,13 +116,10 @@ def test_with_public_base_url_at_its_own_address_the_app_finishes_jobs_through_c
     app = start_app(app_env, tmp_path / "app.log")
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
-        started = time.monotonic()
         client.submit(*form("a lighthouse at dawn", ["kie", "runapi", "bfl", "fal", "replicate"]), api_name="/generate")
         wait_for(lambda: [s for _, _, s in jobs(data)] == ["succeeded"] * 5, 30, "the callbacks")
-        elapsed = time.monotonic() - started
     finally:
         os.killpg(app.pid, signal.SIGTERM)
         app.wait(timeout=10)
     requests = [json.loads(line) for line in (data / "sandbox" / "requests.jsonl").read_text().splitlines()]
     assert [r for r in requests if r["stage"] == "status"] == [], "signed callbacks need no status read"
-    assert elapsed < 10, "finished by the 15 s safety-net poll, not by callbacks"

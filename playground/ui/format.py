@@ -141,8 +141,11 @@ def _header_arg(name: str, value: str, key_env: str | None) -> str:
     return shlex.quote(f"{name}: {value}")
 
 
-def capability_words(caps: Capabilities) -> list[str]:
-    """What a provider supports, in the fewest words that tell providers apart."""
+def capability_words(caps: Capabilities, *, can_host: bool = False) -> list[str]:
+    """What a provider supports, in the fewest words that tell providers apart.
+
+    ``can_host``: the app publishes local inputs at a URL of its own, so URL-only providers take files too.
+    """
     words = []
     if not caps.text_to_image:
         words.append("edit only")
@@ -152,13 +155,13 @@ def capability_words(caps: Capabilities) -> list[str]:
         words.append(f"{model_short(caps.models[0])} only")
     words += [word for word, ok in (("seed", caps.seed), ("guidance", caps.guidance)) if ok]
     if caps.edit and not (caps.upload or caps.inline_image):
-        words.append("image URLs only")
+        words.append("files hosted by the app" if can_host else "image URLs only")
     return words
 
 
-def provider_choice_label(spec: ProviderSpec) -> str:
+def provider_choice_label(spec: ProviderSpec, *, can_host: bool = False) -> str:
     """'Runflow (edit only, seed, guidance)': a provider as a checkbox label."""
-    words = capability_words(spec.capabilities)
+    words = capability_words(spec.capabilities, can_host=can_host)
     return f"{spec.label} ({', '.join(words)})" if words else spec.label
 
 

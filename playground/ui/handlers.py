@@ -29,12 +29,14 @@ from playground.service import GenerationService
 from playground.ui import forms
 from playground.ui.board import Board, PanelKey, panel_keys
 from playground.ui.format import BLOCKED, provider_choice_label, run_summary
-from playground.ui.panels import Renderer, TabKind
+from playground.ui.history_view import valid_owner
+from playground.ui.panels import PanelKind, Renderer, TabKind
 from playground.ui.stream import changes
 
 log = logging.getLogger(__name__)
 
 MAX_REMEMBERED_RUNS = 512  # boards kept for the Stop button, one per (session, tab)
+Frames = AsyncIterator[list[Any]]
 SANDBOX_NOTE = (
     "**Sandbox mode**: every provider here is a local imitation of its real API. "
     "No real provider is called and no key is needed; the images are drawn locally."
@@ -45,10 +47,14 @@ NO_BEFORE_NOTE = "ℹ The input URL could not be read from here, so the panels s
 
 @dataclass
 class UiOptions:
-    """How the page behaves: sandbox or real, whether the server's own keys may be spent, notices."""
+    """How the page behaves: sandbox or real, whether the server's own keys may be spent, notices.
+
+    ``shared``: the page was launched with a share link, so History lists only each browser's own runs.
+    """
 
     sandbox: bool
     server_keys: bool = True
+    shared: bool = False
     notices: list[str] = field(default_factory=list)
 
 
@@ -60,8 +66,8 @@ class Handlers:
         self.options = options
         self.specs = service.specs
         self.keys = panel_keys(self.specs)
-        self._clock = clock
-        self._runs: OrderedDict[tuple[str, TabKind], tuple[Board, Renderer]] = OrderedDict()
+        self.clock = clock
+        self._runs: OrderedDict[tuple[str, PanelKind], tuple[Board, Renderer]] = OrderedDict()
 
     # --- the page ------------------------------------------------------------------------------------
 
@@ -79,7 +85,8 @@ class Handlers:
 
     def provider_choices(self, keys: dict[str, SecretStr]) -> list[tuple[str, str]]:
         """(label, name) for every usable provider."""
-        return [(provider_choice_label(self.specs[name]), name) for name in self.usable(keys)]
+        can_host = self.service.input_host is not None
+        return [(provider_choice_label(self.specs[name], can_host=can_host), name) for name in self.usable(keys)]
 
     def default_providers(self, kind: TabKind, keys: dict[str, SecretStr]) -> list[str]:
         """Preselected providers: every usable one that does what the tab does."""
@@ -121,19 +128,22 @@ class Handlers:
 
     # --- generate ------------------------------------------------------------------------------------
 
-    async def generate_text(self, request: gr.Request, *values: Any) -> AsyncIterator[list[Any]]:
-        """Run the Text to image tab's form on every chosen provider and model; stream the panels."""
-        async for frame in self._generate("text", _form(values[:-1], edit=False), values[-1], request):
+    async def generate_text(self, request: gr.Request, *values: Any) -> Frames:
+        """Run the Text to image tab's form on every chosen provider and model; stream the panels.
+
+        The last two values are the browser's stored keys and its owner id (kept with the run in history).
+        """
+        async for frame in self._generate("text", _form(values[:-2], edit=False), values[-2], values[-1], request):
             yield frame
 
-    async def generate_edit(self, request: gr.Request, *values: Any) -> AsyncIterator[list[Any]]:
+    async def generate_edit(self, request: gr.Request, *values: Any) -> Frames:
         """Run the Edit tab's form; each panel also shows before/after."""
-        async for frame in self._generate("edit", _form(values[:-1], edit=True), values[-1], request):
+        async for frame in self._generate("edit", _form(values[:-2], edit=True), values[-2], values[-1], request):
             yield frame
 
     async def _generate(
-        self, kind: TabKind, form: forms.Form, blob: object, request: gr.Request | None
-    ) -> AsyncIterator[list[Any]]:
+        self, kind: TabKind, form: forms.Form, blob: object, owner: object, request: gr.Request | None
+    ) -> Frames:
         renderer = Renderer(kind, self.keys, sandbox=self.options.sandbox)
         seed = form.next_seed()
         try:
@@ -143,16 +153,21 @@ class Handlers:
         except PlaygroundError as exc:
             yield renderer.head(message=f"{BLOCKED} {exc}")
             return
-        board = Board.start(chosen, self.specs, input_path=input_path, clock=self._clock)
-        self._remember(request, kind, board, renderer)
+        board = Board.start(chosen, self.specs, input_path=input_path, clock=self.clock)
+        self.remember(request, kind, board, renderer)
         keys = forms.visitor_keys(blob, self.specs)
-        good = self._split(board, job_request, chosen, keys)
+        good = self.check_each(board, job_request, chosen, keys)
         note = NO_BEFORE_NOTE if image is not None and input_path is None else ""
         yield renderer.frame(board, chosen, hide_others=True, seed=seed, message=note, summary="")
+        events = self.run_events(job_request, good, keys, vary_seed=not form.same_seed, owner=valid_owner(owner))
+        async for frame in self.frames(renderer, board, events):
+            yield frame
+
+    async def frames(self, renderer: Renderer, board: Board, events: AsyncIterator[JobEvent]) -> Frames:
+        """The panels as ``events`` change them; the last frame has the run summary (and the error, if any)."""
         message: Any = gr.skip()
         try:
-            events = self._run(job_request, good, keys, vary_seed=not form.same_seed)
-            async with contextlib.aclosing(changes(board, events, clock=self._clock)) as batches:
+            async with contextlib.aclosing(changes(board, events, clock=self.clock)) as batches:
                 async for changed in batches:
                     yield renderer.frame(board, changed)
         except PlaygroundError as exc:
@@ -161,7 +176,7 @@ class Handlers:
             leftover = board.stop()  # after Stop or an error nothing runs any more; after a normal end, none
         yield renderer.frame(board, leftover, message=message, summary=run_summary(board.outcomes(), board.wall_s))
 
-    def _split(
+    def check_each(
         self, board: Board, request: GenerationRequest, chosen: list[PanelKey], keys: dict[str, SecretStr]
     ) -> list[PanelKey]:
         """Check each target on its own: a bad one fails in its own panel, the good ones run."""
@@ -174,13 +189,20 @@ class Handlers:
                 board.reject(key, f"{exc} Nothing was sent.", exc.code)
         return good
 
-    async def _run(
-        self, request: GenerationRequest, good: list[PanelKey], keys: dict[str, SecretStr], *, vary_seed: bool
+    async def run_events(
+        self,
+        request: GenerationRequest,
+        good: list[PanelKey],
+        keys: dict[str, SecretStr],
+        *,
+        vary_seed: bool,
+        owner: str | None,
     ) -> AsyncGenerator[JobEvent, None]:
         """The service's events for the targets that passed their checks (none: nothing to run)."""
         if good:
             server_keys = self.options.server_keys
-            async for event in self.service.run(request, good, keys=keys, server_keys=server_keys, vary_seed=vary_seed):
+            run = self.service.run(request, good, keys=keys, server_keys=server_keys, vary_seed=vary_seed, owner=owner)
+            async for event in run:
                 yield event
 
     async def _input(self, form: forms.Form, *, required: bool) -> tuple[InputImage | None, str | None]:
@@ -216,14 +238,20 @@ class Handlers:
         return self._stop("edit", request)
 
     def _stop(self, kind: TabKind, request: gr.Request | None) -> list[Any]:
+        stopped = self.stop_run(kind, request)
+        return stopped if stopped is not None else Renderer(kind, self.keys, sandbox=self.options.sandbox).head()
+
+    def stop_run(self, kind: PanelKind, request: gr.Request | None) -> list[Any] | None:
+        """Stop this visitor's run on one tab: its frame, or None when it has no run there."""
         found = self._runs.get((_session(request), kind))
         if found is None:
-            return Renderer(kind, self.keys, sandbox=self.options.sandbox).head()
+            return None
         board, renderer = found
         stopped = board.stop()
         return renderer.frame(board, stopped, summary=run_summary(board.outcomes(), board.wall_s))
 
-    def _remember(self, request: gr.Request | None, kind: TabKind, board: Board, renderer: Renderer) -> None:
+    def remember(self, request: gr.Request | None, kind: PanelKind, board: Board, renderer: Renderer) -> None:
+        """Keep the board of this visitor's run on one tab, for its Stop button."""
         self._runs[(_session(request), kind)] = (board, renderer)
         self._runs.move_to_end((_session(request), kind))
         while len(self._runs) > MAX_REMEMBERED_RUNS:

@@ -8,16 +8,20 @@ from typing import Any
 
 import gradio as gr
 from gradio.components import Component
+from gradio.events import Dependency
 
 from playground.models import ASPECT_RATIOS, MODELS
 from playground.ui.format import model_short
 from playground.ui.forms import DEFAULT_SAFETY, empty_keys
 from playground.ui.handlers import Handlers
+from playground.ui.history_handlers import HistoryHandlers
+from playground.ui.history_tab import build_history_tab, wire_history
 from playground.ui.panels import HEAD_SLOTS, PANEL_SLOTS, PanelUI, TabKind, build_panel
 
 ASSETS = Path(__file__).parent / "assets"
 EXAMPLE_IMAGE = ASSETS / "example-input.png"
 STORAGE_KEY = "flux-kontext-playground-keys"
+OWNER_STORAGE_KEY = "flux-kontext-playground-owner"  # an opaque id: on a shared page, History lists its runs only
 TITLE = (
     "# FLUX.1 Kontext playground\n"
     "One prompt, many hosted APIs side by side: status, image, latency, cost and the exact request of each."
@@ -70,20 +74,26 @@ class TabUI:
 
 
 def build_ui(handlers: Handlers, *, secret: str) -> gr.Blocks:
-    """The whole page: banner, keys, the Text to image and Edit tabs, wired to ``handlers``."""
+    """The whole page: banner, keys, the Text to image, Edit and History tabs, wired to ``handlers``."""
+    history = HistoryHandlers(handlers)
     with gr.Blocks(title="FLUX.1 Kontext playground", analytics_enabled=False) as demo:
         gr.Markdown(TITLE)
         banner = gr.Markdown(handlers.banner(), elem_id="banner")
         keys_state = gr.BrowserState(empty_keys(), storage_key=STORAGE_KEY, secret=secret)
+        owner_state = gr.BrowserState("", storage_key=OWNER_STORAGE_KEY, secret=secret)  # set on load
         key_boxes, keys_status, save, forget = _keys_section(handlers)
         with gr.Tabs():
             with gr.Tab("Text to image", id="text"):
                 text = _tab("text", handlers)
             with gr.Tab("Edit", id="edit"):
                 edit = _tab("edit", handlers)
-        for tab in (text, edit):
-            _wire_tab(demo, tab, handlers, keys_state)
+            with gr.Tab("History", id="history") as history_tab:
+                history_ui = build_history_tab(history)
+        runs = [event for tab in (text, edit) for event in _wire_tab(demo, tab, handlers, keys_state, owner_state)]
         _wire_edit_chain(edit, handlers)
+        if history_ui is not None:
+            states = dict(keys_state=keys_state, owner_state=owner_state)
+            wire_history(demo, history_ui, history, tab=history_tab, runs_elsewhere=runs, **states)
         selections = [text.providers, edit.providers]
         save.click(
             handlers.save_keys,
@@ -207,7 +217,10 @@ def _examples(kind: TabKind, prompt: gr.Textbox, image: gr.Image | None) -> None
         gr.Examples(rows, inputs=[image, prompt], label="Examples (a small image that ships with the playground)")
 
 
-def _wire_tab(demo: gr.Blocks, tab: TabUI, handlers: Handlers, keys_state: gr.BrowserState) -> None:
+def _wire_tab(
+    demo: gr.Blocks, tab: TabUI, handlers: Handlers, keys_state: gr.BrowserState, owner_state: gr.BrowserState
+) -> tuple[Dependency, Dependency]:
+    """Generate, Stop and the preview of one tab; (the run, the stop) events, for History to follow."""
     generate = handlers.generate_text if tab.kind == "text" else handlers.generate_edit
     preview = handlers.preview_text if tab.kind == "text" else handlers.preview_edit
     stop_fn = handlers.stop_text if tab.kind == "text" else handlers.stop_edit
@@ -215,13 +228,15 @@ def _wire_tab(demo: gr.Blocks, tab: TabUI, handlers: Handlers, keys_state: gr.Br
     run = gr.on(
         triggers=[tab.generate.click, tab.prompt.submit],
         fn=generate,
-        inputs=inputs,
+        inputs=[*inputs, owner_state],
         outputs=tab.outputs(),
         api_name="generate" if tab.kind == "text" else "edit",
         concurrency_limit=None,  # provider calls are I/O: visitors must not wait for each other
         show_progress_on=[tab.head["summary"]],
     )
-    tab.stop.click(stop_fn, outputs=tab.outputs(), cancels=[run], api_visibility="private", concurrency_limit=None)
+    stop = tab.stop.click(
+        stop_fn, outputs=tab.outputs(), cancels=[run], api_visibility="private", concurrency_limit=None
+    )
     watched: list[Any] = [c for c in tab.form_inputs() if c is not tab.prompt]
     gr.on(
         triggers=[c.change for c in watched],
@@ -233,6 +248,7 @@ def _wire_tab(demo: gr.Blocks, tab: TabUI, handlers: Handlers, keys_state: gr.Br
         queue=False,
     )
     demo.load(preview, inputs=inputs, outputs=tab.preview, api_visibility="private", show_progress="hidden")
+    return run, stop
 
 
 def _wire_edit_chain(edit: TabUI, handlers: Handlers) -> None:

@@ -16,14 +16,16 @@ from playground.ui.board import Board, PanelKey, PanelView
 from playground.ui.format import curl_command, download_label, model_short, panel_title, sent_params, status_text
 
 TabKind = Literal["text", "edit"]
+PanelKind = Literal["text", "edit", "history"]  # a History panel shows a stored run of either kind
 HEAD_SLOTS = ("seed", "message", "summary")
-PANEL_SLOTS: dict[TabKind, tuple[str, ...]] = {
+PANEL_SLOTS: dict[PanelKind, tuple[str, ...]] = {
     "text": ("box", "status", "image", "download", "info", "sent", "curl"),
     "edit": ("box", "status", "slider", "download", "info", "sent", "curl", "use"),
+    "history": ("box", "status", "image", "slider", "download", "info", "changes", "sent", "curl"),
 }
 
 
-def render_panel(view: PanelView, input_path: str | None, kind: TabKind, *, sandbox: bool) -> dict[str, Any]:
+def render_panel(view: PanelView, input_path: str | None, *, sandbox: bool) -> dict[str, Any]:
     """Every slot of one panel, from its view."""
     result = view.result
     path = result.path if result else None
@@ -53,9 +55,12 @@ def hidden_panel() -> dict[str, Any]:
 class Renderer:
     """Turns a board into output lists for one tab, remembering what the page already shows."""
 
-    def __init__(self, kind: TabKind, keys: Sequence[PanelKey], *, sandbox: bool) -> None:
+    def __init__(
+        self, kind: PanelKind, keys: Sequence[PanelKey], *, sandbox: bool, head_slots: Sequence[str] = HEAD_SLOTS
+    ) -> None:
         self.kind = kind
         self.slots = PANEL_SLOTS[kind]
+        self.head_slots = tuple(head_slots)
         self.keys = list(keys)
         self.sandbox = sandbox
         self._shown: dict[tuple[PanelKey, str], Any] = {}
@@ -69,7 +74,7 @@ class Renderer:
         **head: Any,
     ) -> list[Any]:
         """The outputs for the ``changed`` panels (and the others hidden, on a new run); gr.skip() elsewhere."""
-        values = self.head(**head)[: len(HEAD_SLOTS)]
+        values = self.head(**head)[: len(self.head_slots)]
         updates = {key: self._render(board, key) for key in changed}
         if hide_others:
             updates |= {key: hidden_panel() for key in self.keys if key not in board.panels}
@@ -78,7 +83,7 @@ class Renderer:
         return values
 
     def _render(self, board: Board, key: PanelKey) -> dict[str, Any]:
-        return render_panel(board.panels[key], board.input_path, self.kind, sandbox=self.sandbox)
+        return render_panel(board.panels[key], board.input_path, sandbox=self.sandbox)
 
     def _panel_values(self, key: PanelKey, update: dict[str, Any]) -> list[Any]:
         values = []
@@ -91,8 +96,8 @@ class Renderer:
         return values
 
     def head(self, **head: Any) -> list[Any]:
-        """Outputs that change only the head slots given (seed, message, summary)."""
-        values = [head.get(name, gr.skip()) for name in HEAD_SLOTS]
+        """Outputs that change only the head slots given (seed, message, summary on the live tabs)."""
+        values = [head.get(name, gr.skip()) for name in self.head_slots]
         return values + [gr.skip()] * (len(self.keys) * len(self.slots))
 
 
@@ -110,21 +115,23 @@ class PanelUI:
     curl: gr.Code
     slider: gr.ImageSlider | None = None
     use: gr.Button | None = None
+    changes: gr.Markdown | None = None
 
 
-def build_panel(kind: TabKind, key: PanelKey, label: str) -> PanelUI:
-    """One result panel, hidden until a run uses it."""
+def build_panel(kind: PanelKind, key: PanelKey, label: str) -> PanelUI:
+    """One result panel, hidden until a run uses it. A History panel has both an image and a before/after."""
     name, model = key
     tag = f"{kind}-{name}-{model_short(model)}"
     with gr.Column(visible=False, min_width=300, variant="panel", elem_id=tag, elem_classes="result-panel") as box:
         gr.Markdown(panel_title(label, model))
         status = gr.Markdown(elem_id=f"{tag}-status", elem_classes="panel-status", label=f"status {name} {model}")
-        image = _result_image(tag, name, model) if kind == "text" else None
-        slider = _slider(tag, name, model) if kind == "edit" else None
+        image = _result_image(tag, name, model) if kind != "edit" else None
+        slider = _slider(tag, name, model) if kind != "text" else None
         with gr.Row():
             download = gr.DownloadButton("Download original", visible=False, size="sm", elem_id=f"{tag}-download")
             use = gr.Button("Use as input", size="sm", visible=False, elem_id=f"{tag}-use") if kind == "edit" else None
         info = gr.Markdown(elem_id=f"{tag}-info", label=f"info {name} {model}")
+        changes = _changes(tag, name, model) if kind == "history" else None
         with gr.Accordion("Request sent (parameters, curl)", open=False):
             sent = gr.JSON(label=f"sent {name} {model}", show_label=False, elem_id=f"{tag}-sent")
             curl = gr.Code(
@@ -134,7 +141,12 @@ def build_panel(kind: TabKind, key: PanelKey, label: str) -> PanelUI:
                 interactive=False,
                 elem_id=f"{tag}-curl",
             )
-    return PanelUI(key, box, status, image, download, info, sent, curl, slider, use)
+    return PanelUI(key, box, status, image, download, info, sent, curl, slider, use, changes)
+
+
+def _changes(tag: str, name: str, model: str) -> gr.Markdown:
+    with gr.Accordion("State changes", open=False):
+        return gr.Markdown(elem_id=f"{tag}-changes", label=f"changes {name} {model}")
 
 
 def _result_image(tag: str, name: str, model: str) -> gr.Image:

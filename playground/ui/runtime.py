@@ -15,13 +15,14 @@ from fastapi import FastAPI
 from starlette.routing import BaseRoute
 
 from playground.errors import ConfigError
+from playground.history import DB_NAME, INPUTS_DIR
 from playground.providers import REGISTRY
 from playground.sandbox.server import SandboxServer, sandbox_settings, state_from_env
 from playground.service import GenerationService
 from playground.settings import Settings
 from playground.ui.handlers import Handlers, UiOptions
 from playground.ui.layout import ASSETS, CSS, build_ui
-from playground.ui.secret import browser_secret
+from playground.ui.secret import SECRET_FILE, browser_secret
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def build_page(service: GenerationService, *, share: bool, environ: Mapping[str,
     auth = parse_auth(env)
     settings = service.settings
     server_keys = may_spend_server_keys(share=share, auth=auth, environ=env)
-    options = UiOptions(sandbox=settings.sandbox, server_keys=server_keys)
+    options = UiOptions(sandbox=settings.sandbox, server_keys=server_keys, shared=share)
     handlers = Handlers(service, options)
     demo = build_ui(handlers, secret=browser_secret(settings.data_dir, env))
     return Page(demo, handlers, auth)
@@ -83,7 +84,8 @@ def launch(page: Page, *, share: bool = False, **overrides: Any) -> tuple[FastAP
         ssr_mode=False,
         run_history=False,  # it would keep every run's inputs, keys included, in the browser
         footer_links=["api", "gradio", "settings"],
-        allowed_paths=_allowed_paths(page.handlers.service.settings),
+        allowed_paths=allowed_paths(page.handlers.service.settings),
+        blocked_paths=blocked_paths(page.handlers.service.settings),
         show_error=True,
     )
     app, local_url, share_url = page.demo.launch(**(options | overrides))
@@ -100,11 +102,20 @@ def share_failed_note(local_url: str) -> str:
     )
 
 
-def _allowed_paths(settings: Settings) -> list[str]:
-    """The shipped example image, and the results folder when it lies outside the working directory."""
-    out = settings.out_dir.resolve()
-    inside_cwd = out.is_relative_to(Path.cwd())
-    return [str(ASSETS)] + ([] if inside_cwd else [str(out)])
+def allowed_paths(settings: Settings) -> list[str]:
+    """The shipped example image, and the results and kept inputs when they lie outside the working directory.
+
+    Only the inputs folder of the data dir: the history file and the browser secret beside it are never served.
+    """
+    kept = [settings.out_dir.resolve(), (settings.data_dir / INPUTS_DIR).resolve()]
+    return [str(ASSETS)] + [str(path) for path in kept if not path.is_relative_to(Path.cwd())]
+
+
+def blocked_paths(settings: Settings) -> list[str]:
+    """The history database, the browser secret and the sandbox's state: never served, even under the cwd."""
+    data = settings.data_dir.resolve()
+    private = [f"{DB_NAME}{suffix}" for suffix in ("", "-wal", "-shm", "-journal")] + [SECRET_FILE, "sandbox"]
+    return [str(data / name) for name in private]
 
 
 def with_sandbox(settings: Settings) -> tuple[Settings, SandboxServer]:

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from playground.history import HistoryStore
 from playground.sandbox.core import SandboxState
 from playground.sandbox.server import SandboxServer, sandbox_settings
 from playground.service import GenerationService
@@ -30,6 +31,7 @@ CHROMIUM_ARGS = [
 ]
 JOB_S = 0.5  # sandbox job length: long enough to see queued and running, short enough for a quick suite
 BROWSER_SECRET = "test-browser-secret"
+OWNER = "test-owner-0123456789abcdef"  # the browser id a client sends; the History tab lists by it when shared
 KEEPALIVE_S = 2.0
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -48,6 +50,7 @@ class RunningApp:
     sandbox: SandboxServer
     service: GenerationService
     out_dir: Path
+    page: Any  # runtime.Page (imported late: it imports gradio)
 
 
 def _free_port() -> int:
@@ -69,14 +72,16 @@ def ui_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
             # httpx and uvicorn both keep idle connections 5 s: a POST on a connection the sandbox is closing
             # at that moment fails (and a create is never retried). Expiring ours sooner avoids the race.
             transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(keepalive_expiry=KEEPALIVE_S))
-            service = GenerationService(sandbox_settings(base, sandbox.url), transport=transport)
+            history = HistoryStore.open(base.data_dir)
+            service = GenerationService(sandbox_settings(base, sandbox.url), transport=transport, history=history)
             page = build_page(service, share=False, environ={"PLAYGROUND_BROWSER_SECRET": BROWSER_SECRET})
             port = _free_port()
             _, url, _ = launch(page, server_name="127.0.0.1", server_port=port, quiet=True)
             try:
-                yield RunningApp(url, sandbox, service, tmp / "out")
+                yield RunningApp(url, sandbox, service, tmp / "out", page)
             finally:
                 page.demo.close()
+                history.close()
 
 
 @pytest.fixture(autouse=True)
@@ -120,6 +125,7 @@ def form(prompt: str, providers: list[str], *, models: tuple[str, ...] = ("flux-
         "guidance": None,
     } | kw
     keys = values.pop("keys", {"v": 1, "keys": {}})
+    owner = values.pop("owner", OWNER)
     is_edit = "image" in values or "image_url" in values
     edit = [values.pop("image", None), values.pop("image_url", "")] if is_edit else []
-    return [prompt, providers, list(models), *values.values(), *edit, keys]
+    return [prompt, providers, list(models), *values.values(), *edit, keys, owner]

@@ -5,14 +5,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 from gradio_client import Client, handle_file
 
-from tests.ui.conftest import Outputs, RunningApp, form
+from tests.ui.conftest import BROWSER_SECRET, Outputs, RunningApp, form
 
 PRO, MAX = "flux-kontext-pro", "flux-kontext-max"
 EXAMPLE = Path(__file__).resolve().parents[2] / "playground" / "ui" / "assets" / "example-input.png"
@@ -79,13 +78,12 @@ def test_a_failed_job_names_the_providers_reason(ui_app):
     assert statuses(outputs, updates, "runapi")[-1].startswith("✘ failed: RunAPI.ai reports the job failed")
 
 
-def test_an_edit_over_the_seed_providers_and_both_models_runs_in_about_the_slowest_jobs_time(ui_app):
-    job_s = ui_app.sandbox.state.job_seconds = 2.0
+def test_an_edit_over_the_seed_providers_and_both_models_runs_every_job_at_once(ui_app):
+    ui_app.sandbox.state.job_seconds = 2.0
+    prompt = "make it snowy, every panel at once"
     seeds = ["kie", "fluxapi", "runapi", "runflow", "apixo"]
-    args = form("make it snowy", seeds, models=(PRO, MAX), image=handle_file(str(EXAMPLE)))
-    started = time.monotonic()
+    args = form(prompt, seeds, models=(PRO, MAX), image=handle_file(str(EXAMPLE)))
     outputs, updates = stream(ui_app, args, "/edit")
-    wall = time.monotonic() - started
     for provider, model in [(p, m) for p in seeds for m in (PRO, MAX)]:
         final = statuses(outputs, updates, provider, model)[-1]
         if provider in ("apixo", "fluxapi"):  # no upload API: refused in its own panel, nothing sent
@@ -95,8 +93,10 @@ def test_an_edit_over_the_seed_providers_and_both_models_runs_in_about_the_slowe
         before, after = last(outputs, updates, f"before / after {provider} {model}")
         assert before["path"] and after["url"].endswith(".jpg")
     assert ui_app.sandbox.state.count("apixo") == 0
-    # One after another they would take 12 s; the allowance covers the upload, polling and page updates.
-    assert wall < job_s + 3.0, f"6 parallel jobs of {job_s} s took {wall:.1f} s"
+    # Not timed (bench/fanout.py measures): every job was created before the first of them ended.
+    jobs = [job for job in ui_app.sandbox.state.jobs.values() if job.prompt == prompt]
+    assert len(jobs) == 6
+    assert max(job.created_at for job in jobs) < min(job.created_at + job.duration_s for job in jobs)
 
 
 def test_an_edit_from_an_image_url_reaches_url_only_providers_with_before_and_after(ui_app):
@@ -154,21 +154,36 @@ def test_a_visitors_key_is_used_for_their_run_and_shows_up_nowhere(ui_app, caplo
 
 
 def test_two_runs_at_once_do_not_wait_for_each_other(ui_app):
+    # Not timed: the sandbox's own record shows whether the second job was created while the first still ran.
+    # Had Gradio queued one run behind the other, the second create would come after the first job had ended.
     ui_app.sandbox.state.job_seconds = 2.0
-    walls: list[float] = []
+    visitors = [client(ui_app) for _ in range(2)]
+    outputs = Outputs(visitors[0], "/generate")
+    ended: list[str] = []
 
-    def run() -> None:
-        started = time.monotonic()
-        outputs, updates = stream(ui_app, form("a fox", ["kie"]))
-        assert statuses(outputs, updates, "kie")[-1].startswith("✔ done")
-        walls.append(time.monotonic() - started)
+    def run(visitor: Client, prompt: str) -> None:
+        updates = [tuple(update) for update in visitor.submit(*form(prompt, ["kie"]), api_name="/generate")]
+        ended.append(statuses(outputs, updates, "kie")[-1])
 
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    started = time.monotonic()
+    prompts = ["a fox at dawn", "a fox at dusk"]
+    threads = [threading.Thread(target=run, args=pair) for pair in zip(visitors, prompts, strict=True)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
-    together = time.monotonic() - started
-    assert len(walls) == 2
-    assert together < 2 * 2.0, f"two 2 s runs took {together:.1f} s together: one waited for the other"
+    assert len(ended) == 2 and all(status.startswith("✔ done") for status in ended), ended
+    jobs = sorted(
+        (job for job in ui_app.sandbox.state.jobs.values() if job.prompt in prompts), key=lambda job: job.created_at
+    )
+    assert len(jobs) == 2
+    first, second = jobs
+    assert second.created_at < first.created_at + first.duration_s, "the second run waited for the first to end"
+
+
+def test_the_history_database_and_browser_secret_are_never_served(ui_app):
+    stream(ui_app, form("a fox", ["kie"]))  # the history file now exists
+    data = ui_app.service.settings.data_dir.resolve()
+    for private in (data / "history.sqlite3", data / "browser-secret"):
+        response = httpx.get(f"{ui_app.url}gradio_api/file={private}")
+        assert response.status_code in (403, 404), (private.name, response.status_code)
+        assert b"SQLite format" not in response.content and BROWSER_SECRET.encode() not in response.content

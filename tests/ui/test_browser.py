@@ -1,4 +1,4 @@
-"""The page in Debian's chromium: generate, edit with before/after, chain an edit, stop, keep keys."""
+"""The page in Debian's chromium: generate, edit with before/after, chain an edit, reopen from History, stop, keys."""
 
 from __future__ import annotations
 
@@ -104,6 +104,21 @@ def test_generate_then_edit_with_before_after_then_chain_a_second_edit(web_page:
         expect(web_page.locator(f"#edit-{panel}-status")).to_contain_text("done in")
         first = web_page.locator(f"#edit-{panel}-slider img").nth(0)
         expect(first).to_have_attribute("src", re.compile(r"runapi-flux-kontext-pro"))
+
+    web_page.get_by_role("tab", name="History").click()
+    runs = web_page.locator("#history-runs")
+
+    def cell(text: str) -> Locator:  # the table also keeps a hidden copy of its rows, for sizing
+        return runs.get_by_text(text).filter(visible=True).first
+
+    expect(cell("add a red hot air balloon")).to_be_visible(timeout=WAIT_MS)  # the newest run
+    cell("a red fox in a snowy birch forest").click()
+    expect(web_page.locator("#history-run")).to_contain_text("a red fox in a snowy birch forest", timeout=WAIT_MS)
+    for panel in shown:
+        expect(web_page.locator(f"#history-{panel}-status")).to_contain_text("done in")
+        loaded(web_page.locator(f"#history-{panel}-image img"))
+    expect(web_page.locator("#history-fluxapi-pro")).to_be_hidden()
+    web_page.screenshot(path=ARTIFACTS / "screenshot-history.png", full_page=True)
 
 
 def test_stop_leaves_the_running_panel_stopped_with_its_task_id(web_page: Page, ui_app: RunningApp):

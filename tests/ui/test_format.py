@@ -133,6 +133,7 @@ def test_provider_labels_say_what_each_supports():
     edit_only = Capabilities(text_to_image=False, seed=True, guidance=True, upload=True)
     assert provider_choice_label(spec_with("Runflow", edit_only)) == "Runflow (edit only, seed, guidance)"
     assert provider_choice_label(spec_with("X", Capabilities())) == "X (image URLs only)"
+    assert provider_choice_label(spec_with("X", Capabilities()), can_host=True) == "X (files hosted by the app)"
     assert provider_choice_label(spec_with("Y", Capabilities(upload=True))) == "Y"
 
 

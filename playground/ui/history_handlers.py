@@ -1,0 +1,221 @@
+"""The History tab's event handlers: list past runs, open one, re-run it, resume its unfinished jobs.
+
+On a shared page every browser sees, opens, re-runs and resumes only its own runs (by its opaque owner id);
+locally every run is listed. Streaming reuses the live tabs' machinery (Board, Renderer, Handlers.frames).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import gradio as gr
+
+from playground.errors import PlaygroundError
+from playground.history import HistoryStore, RunRecord
+from playground.models import JobEvent
+from playground.ui import forms
+from playground.ui.board import Board, PanelKey
+from playground.ui.format import BLOCKED, INFO, run_summary
+from playground.ui.handlers import Frames, Handlers
+from playground.ui.history_view import (
+    LIST_LIMIT,
+    RUN_HEADERS,
+    board_of,
+    is_resumable,
+    list_filters,
+    list_note,
+    new_owner,
+    run_header,
+    run_row,
+    run_wall_s,
+    timeline,
+    valid_owner,
+    with_sent,
+)
+from playground.ui.panels import Renderer
+
+HISTORY_HEAD = ("run_id", "run", "message", "summary", "rerun", "resume")
+STOPPED = f"{INFO} Stopped. Jobs already submitted may still finish: **Resume waiting** waits for them again."
+NOT_FOUND = f"{BLOCKED} No such run in your history: select a row in the list, or paste a run id from it."
+
+
+class HistoryRenderer(Renderer):
+    """A Renderer for the History panels: the picture as the run's kind shows it, plus the state changes."""
+
+    def __init__(self, keys: list[PanelKey], *, sandbox: bool, timelines: Mapping[PanelKey, str]) -> None:
+        super().__init__("history", keys, sandbox=sandbox, head_slots=HISTORY_HEAD)
+        self.timelines = dict(timelines)
+
+    def _render(self, board: Board, key: PanelKey) -> dict[str, Any]:
+        update = super()._render(board, key)
+        hidden = "image" if board.input_path else "slider"  # before/after only when the input is kept
+        update[hidden] = gr.update(value=None, visible=False)
+        update["changes"] = self.timelines.get(key, "")
+        return update
+
+
+class HistoryHandlers:
+    """Bound methods wired to the History tab; one instance serves every visitor."""
+
+    def __init__(self, handlers: Handlers) -> None:
+        self.handlers = handlers
+        self.service = handlers.service
+        self.options = handlers.options
+
+    @property
+    def store(self) -> HistoryStore | None:
+        """The app's history, when it keeps one the tab can read."""
+        history = self.service.history
+        return history if isinstance(history, HistoryStore) else None
+
+    def ensure_owner(self, owner: object) -> str:
+        """This browser's owner id: the one it keeps, or a new one to keep."""
+        return valid_owner(owner) or new_owner()
+
+    # --- the list ------------------------------------------------------------------------------------
+
+    def list_runs(self, query: str, provider: str, model: str, outcome: str, owner: object) -> tuple[Any, str]:
+        """The runs matching the filters, newest first (on a shared page, this browser's only)."""
+        filters = list_filters(query, provider, model, outcome)
+        store, mine = self.store, valid_owner(owner)
+        if store is None or (self.options.shared and mine is None):
+            runs = []
+        else:
+            runs = store.list_runs(**filters, owner=mine if self.options.shared else None, limit=LIST_LIMIT)
+        rows = [run_row(run, self.handlers.specs) for run in runs]
+        note = list_note(len(rows), filtered=any(filters.values()))
+        return {"headers": RUN_HEADERS, "data": rows}, note
+
+    def pick(self, selected: gr.SelectData) -> Any:
+        """The run id of the row a visitor clicked (the last column)."""
+        row = selected.row_value
+        return row[-1] if isinstance(row, list) and row else gr.skip()
+
+    # --- one run -------------------------------------------------------------------------------------
+
+    def open_run(self, run_id: str, owner: object) -> list[Any]:
+        """The run's panels side by side, as they ended; its header, summary, and what can be done with it."""
+        record = self._find(run_id, owner)
+        if record is None:
+            return self._renderer({}).head(message=NOT_FOUND, rerun=_shown(False), resume=_shown(False))
+        return self._opened(record)
+
+    def _opened(self, record: RunRecord, **head: Any) -> list[Any]:
+        timelines = {(j.provider, j.model): timeline(j, record.created_at) for j in record.jobs}
+        renderer = self._renderer(timelines)
+        board = board_of(record, self.handlers.specs, self.handlers.keys, self.handlers.clock)
+        summary = run_summary(board.outcomes(), run_wall_s(record))
+        values = dict(
+            run_id=record.run_id,
+            run=run_header(record),
+            message="",
+            summary=summary,
+            rerun=_shown(record.request is not None),
+            resume=_shown(any(is_resumable(job) for job in record.jobs)),
+        )
+        return renderer.frame(board, board.panels, hide_others=True, **(values | head))
+
+    def _find(self, run_id: str, owner: object) -> RunRecord | None:
+        """The run, if the history has it and (on a shared page) it belongs to this browser."""
+        store, wanted = self.store, (run_id or "").strip()
+        if store is None or not wanted:
+            return None
+        if self.options.shared:
+            mine = valid_owner(owner)
+            if mine is None or all(run.run_id != wanted for run in store.list_runs(owner=mine, limit=-1)):
+                return None
+        return store.get_run(wanted)
+
+    def _renderer(self, timelines: Mapping[PanelKey, str]) -> HistoryRenderer:
+        return HistoryRenderer(self.handlers.keys, sandbox=self.options.sandbox, timelines=timelines)
+
+    # --- re-run and resume ---------------------------------------------------------------------------
+
+    async def rerun(self, run_id: str, blob: object, owner: object, request: gr.Request) -> Frames:
+        """Run the stored request again on the same targets with this visitor's keys; stream it here."""
+        renderer = self._renderer({})
+        record, store = self._find(run_id, owner), self.store
+        if record is None or store is None:
+            yield renderer.head(message=NOT_FOUND)
+            return
+        try:
+            job_request = store.request_of(record.run_id)
+        except KeyError:
+            yield renderer.head(message=f"{BLOCKED} Run {record.run_id} has no stored request, so it cannot be re-run.")
+            return
+        except PlaygroundError as exc:
+            yield renderer.head(message=f"{BLOCKED} {exc}")
+            return
+        chosen = [key for key in self.handlers.keys if key in record.targets]
+        board = Board.start(chosen, self.handlers.specs, input_path=_kept(record), clock=self.handlers.clock)
+        self.handlers.remember(request, "history", board, renderer)
+        keys = forms.visitor_keys(blob, self.handlers.specs)
+        good = self.handlers.check_each(board, job_request, chosen, keys)
+        note = f"{INFO} Re-run of `{record.run_id}`: the same request on the same providers and models."
+        yield renderer.frame(board, chosen, hide_others=True, run=note, message="", summary="", resume=_shown(False))
+        seen = _RunId()
+        events = self.handlers.run_events(job_request, good, keys, vary_seed=False, owner=valid_owner(owner))
+        async for frame in self.handlers.frames(renderer, board, seen.watch(events)):
+            yield frame
+        new = self._find(seen.run_id or "", owner)
+        if new is not None:
+            yield self._opened(new, message=note)
+
+    async def resume(self, run_id: str, blob: object, owner: object, request: gr.Request) -> Frames:
+        """Wait again for the run's unfinished or timed-out jobs by task id (nothing is submitted); stream them."""
+        record = self._find(run_id, owner)
+        if record is None:
+            yield self._renderer({}).head(message=NOT_FOUND)
+            return
+        resumable = [
+            job for job in record.jobs if is_resumable(job) and (job.provider, job.model) in self.handlers.keys
+        ]
+        refs = [ref for job in resumable if (ref := job.ref()) is not None]
+        if not refs:
+            yield self._opened(record, message=f"{INFO} No job of this run is waiting for a result: nothing to resume.")
+            return
+        renderer = self._renderer({})
+        board = board_of(record, self.handlers.specs, self.handlers.keys, self.handlers.clock)
+        self.handlers.remember(request, "history", board, renderer)
+        waiting = f"{INFO} Waiting again for {len(refs)} job{'s' if len(refs) != 1 else ''} by task id."
+        yield renderer.frame(board, board.panels, hide_others=True, message=waiting, resume=_shown(False))
+        keys = forms.visitor_keys(blob, self.handlers.specs)
+        sent = {(job.provider, job.model): job.sent for job in resumable if job.sent is not None}
+        resumed = self.service.resume(refs, run_id=record.run_id, keys=keys, server_keys=self.options.server_keys)
+        events = with_sent(resumed, sent)
+        async for frame in self.handlers.frames(renderer, board, events):
+            yield frame
+        done = self._find(record.run_id, owner)
+        if done is not None:
+            yield self._opened(done)
+
+    def stop(self, request: gr.Request) -> list[Any]:
+        """Stop this visitor's re-run or resume: running panels show 'stopped', and Resume waiting comes back."""
+        stopped = self.handlers.stop_run("history", request)
+        if stopped is None:
+            return self._renderer({}).head()
+        stopped[HISTORY_HEAD.index("resume")] = _shown(True)
+        stopped[HISTORY_HEAD.index("message")] = STOPPED
+        return stopped
+
+
+class _RunId:
+    """Notes the run id of the events passing through (a re-run's new id)."""
+
+    def __init__(self) -> None:
+        self.run_id: str | None = None
+
+    async def watch(self, events: AsyncIterator[JobEvent]) -> AsyncIterator[JobEvent]:
+        async for event in events:
+            self.run_id = self.run_id or event.run_id
+            yield event
+
+
+def _shown(visible: bool) -> Any:
+    return gr.update(visible=visible)
+
+
+def _kept(record: RunRecord) -> str | None:
+    path = record.input_path
+    return str(path) if path is not None and path.is_file() else None
