@@ -1,7 +1,8 @@
-"""The dependency rule: only the UI (and app.py) load gradio; the engine and the UI's pure modules do not."""
+"""The dependency rules: only the UI (and app.py) load gradio; adapters stand alone; the sandbox imports no adapter."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -32,3 +33,39 @@ def test_the_engine_does_not_load_gradio(modules):
 
 def test_the_layout_does_load_gradio():
     assert loads_gradio("playground.ui.layout"), "the check above must be able to fail"
+
+
+def playground_imports(path: Path) -> set[str]:
+    """Every playground module ``path`` imports, at any depth of the file."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("playground"):
+            found |= {f"{node.module}.{alias.name}" for alias in node.names} | {node.module}
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("playground")}
+    return found
+
+
+PROVIDERS = ROOT / "playground" / "providers"
+ADAPTERS = sorted(p for p in PROVIDERS.glob("*.py") if p.stem not in ("__init__", "base"))
+
+
+@pytest.mark.parametrize("module", ADAPTERS, ids=lambda p: p.stem)
+def test_an_adapter_depends_on_no_other_adapter(module):
+    # The seam: adding or changing one provider touches its own module and one registry line, nothing else.
+    others = {f"playground.providers.{p.stem}" for p in ADAPTERS if p != module}
+    assert not playground_imports(module) & others
+
+
+@pytest.mark.parametrize("module", sorted((ROOT / "playground" / "sandbox").glob("*.py")), ids=lambda p: p.stem)
+def test_the_sandbox_speaks_the_documents_not_the_adapters(module):
+    # Written from the docs: a sandbox that borrowed an adapter's code would agree with the adapter's mistakes.
+    # server.py may read the registry for each provider's env names; nothing may import an adapter module.
+    adapters = {f"playground.providers.{p.stem}" for p in ADAPTERS}
+    assert not playground_imports(module) & adapters
+
+
+def test_the_import_check_sees_an_adapter_import(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("def f():\n    from playground.providers.kie import kie_signature\n")
+    assert "playground.providers.kie" in playground_imports(sample), "the checks above must be able to fail"
