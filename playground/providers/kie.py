@@ -106,9 +106,9 @@ class KieProvider(Adapter):
     def _check(self, response: httpx.Response) -> None:
         """Raise the error an HTTP 200 envelope may carry (code != 200)."""
         body = self._http.json(response)
-        code = body.get("code", 200)
-        if isinstance(code, int) and code != 200 or body.get("success") is False:
-            status = code if isinstance(code, int) and code != 200 else 500
+        code = _code(body.get("code", 200))
+        if code is not None and code != 200 or body.get("success") is False:
+            status = code if code is not None and code != 200 else 500
             raise error_for_status(
                 self.spec.label,
                 status,
@@ -174,7 +174,7 @@ def verify_kie_signature(headers: Mapping[str, str], task_id: str, key: str, *, 
 def callback_status(payload: dict[str, Any]) -> JobStatus:
     """A callback body as a status: code 200 with data.info, or an error code with msg [seed004]."""
     data = as_dict(payload.get("data"))
-    if payload.get("code") == 200:
+    if _code(payload.get("code")) == 200:
         return JobStatus(state="succeeded", image_urls=_result_urls(data.get("info")), raw=payload)
     message = first_str(payload.get("msg")) or "generation failed"
     return JobStatus(
@@ -184,6 +184,15 @@ def callback_status(payload: dict[str, Any]) -> JobStatus:
         moderated=bool(_MODERATION.search(message)),
         raw=payload,
     )
+
+
+def _code(value: Any) -> int | None:
+    """The envelope's code: documented as an integer; a digit string is read too (tolerant in what we accept)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    return int(value) if isinstance(value, str) and value.strip().isdigit() else None
 
 
 def _result_urls(response: Any) -> tuple[str, ...]:
@@ -208,7 +217,9 @@ def _data(response: httpx.Response) -> dict[str, Any]:
 _CAPS = Capabilities(
     text_to_image=True,
     edit=True,
-    aspect_ratios=("21:9", "16:9", "4:3", "1:1", "3:4", "9:16"),
+    # Both seeds list 16:21 ("Ultra-tall") beside the API reference's six [seed004][seed002]; providers.md 4/11
+    # mark it UNCERTAIN. Tolerant in what we accept: the user may ask for it, and it is sent as documented.
+    aspect_ratios=("21:9", "16:9", "4:3", "1:1", "3:4", "9:16", "16:21"),
     safety_range=(0, 6),
     safety_range_edit=(0, 2),
     translation=True,

@@ -67,6 +67,17 @@ async def test_moderated_job_surfaces_the_providers_reason(service, sandbox):
     assert "flagged" in done.error
 
 
+@pytest.mark.parametrize("provider", ["kie", "fluxapi"])
+async def test_the_documented_ultra_tall_16_21_ratio_is_accepted_and_sent(service, sandbox, provider):
+    # Seeds 004 and 002 list 16:21 ("Ultra-tall"); providers.md 4 marks it uncertain: accept it, send it as is.
+    events = await collect(
+        service, GenerationRequest(prompt="a lighthouse", aspect_ratio="16:21"), [(provider, "flux-kontext-pro")]
+    )
+    done = final(events, provider)
+    assert done.state == "succeeded", done.error
+    assert done.result.sent.body["aspectRatio"] == "16:21"
+
+
 def test_sandbox_rejects_snake_case_fields_like_the_real_api():
     assert "aspect_ratio" in kie_sandbox.validate({"prompt": "x", "aspect_ratio": "16:9"})
 
@@ -88,3 +99,24 @@ def test_success_flags_map_to_states(data, state):
 def test_result_url_is_read_from_a_json_string_response_too():
     status = to_status({"successFlag": 1, "response": '{"resultImageUrl": "https://x/y.jpg"}'})
     assert status.image_urls == ("https://x/y.jpg",)
+
+
+def test_an_envelope_code_sent_as_a_digit_string_is_still_read():
+    # Documented as an integer [seed004]; a string "402" must not pass as success (tolerant in what we accept).
+    import httpx
+    from pydantic import SecretStr
+
+    from playground.errors import InsufficientCreditsError
+    from playground.http import HttpClient
+    from playground.providers import REGISTRY, provider_config
+    from playground.providers.kie import callback_status
+    from playground.settings import Settings
+
+    spec = REGISTRY["kie"]
+    config = provider_config(spec, Settings(), SecretStr("k"))
+    adapter = spec.factory(config, HttpClient(httpx.AsyncClient(), provider="kie", label="KIE AI"))
+    envelope = {"code": "402", "msg": "Credits insufficient", "data": None}
+    with pytest.raises(InsufficientCreditsError, match="Credits insufficient"):
+        adapter._check(httpx.Response(200, json=envelope))
+    assert callback_status({"code": "200", "data": {"info": {"resultImageUrl": "http://x/r.png"}}}).state == "succeeded"
+    assert callback_status({"code": "501", "msg": "failed"}).state == "failed"
