@@ -206,6 +206,10 @@ def _failure(run: Mapping[str, Any]) -> tuple[str | None, str | None]:
     message = first_str(run.get("failure_message"), error.get("message"), output.get("message"))
     # The API reference says failure_stage_code, the errors page failure_stage [providers.md 3].
     stage = first_str(run.get("failure_stage_code"), run.get("failure_stage"))
+    if message is None and code is not None:
+        # failure_message is not promised on every failed run, but failure_code (e.g. INPUT_VALIDATION_FAILED)
+        # already names the reason [providers.md 3 "Poll"]: show it rather than a generic sentence.
+        message = f"failure code {code}"
     if message and stage:
         message = f"{message.rstrip('.')} (stage: {stage})"
     return code, message

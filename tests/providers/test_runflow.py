@@ -322,6 +322,14 @@ def test_failure_reads_the_older_failure_stage_and_the_sdks_error_object():
     assert status.error_code == "MEDIA_FETCH_FAILED" and not status.moderated
 
 
+def test_a_failure_with_only_a_code_and_a_stage_still_says_why():
+    status = to_status(
+        {"status_code": "failed", "failure_code": "INPUT_VALIDATION_FAILED", "failure_stage_code": "preprocess"}
+    )
+    assert status.error == "failure code INPUT_VALIDATION_FAILED (stage: preprocess)"
+    assert status.error_code == "INPUT_VALIDATION_FAILED" and not status.moderated
+
+
 def test_payload_sends_safety_tolerance_as_a_string_and_a_callback_url_when_given():
     request = GenerationRequest(prompt="x", image=InputImage(url="https://x/a.png"), safety_tolerance=6)
     body = to_payload(request, "https://x/a.png", "https://me.example/hook")
