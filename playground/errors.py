@@ -28,6 +28,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class PlaygroundError(Exception):
     """Root of every error the playground raises on purpose."""
@@ -224,8 +226,8 @@ def error_for_status(
         sentence += f" Check {key_env}."
     elif cls is RateLimitError and retry_after_s is not None:
         sentence += f" Retry after {retry_after_s:g} s."
-    elif cls is InsufficientCreditsError:
-        sentence += f" Top up your {label} account."
+    elif cls is InsufficientCreditsError and not re.search(r"top.?up|recharge|add (funds|credits)", detail or "", re.I):
+        sentence += f" Top up your {label} account."  # unless the provider already said so
     return cls(
         sentence,
         provider=provider,

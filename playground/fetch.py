@@ -17,6 +17,25 @@ MAX_REDIRECTS = 3
 FETCH_TIMEOUT_S = 15.0
 
 
+LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
+
+
+def local_address(url: str) -> str | None:
+    """The host of ``url`` when it is written as a private, loopback or link-local address (or 'localhost').
+
+    Only what the URL itself says: names are not resolved here. check_public_url resolves them, for the URLs
+    the app fetches itself.
+    """
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if host in LOCAL_NAMES or host.endswith(".localhost"):
+        return host
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return None if address.is_global else str(address)
+
+
 async def check_public_url(url: str, *, allow_private: bool) -> None:
     """Refuse URLs that are not http(s), or whose host resolves to a private, loopback or link-local address."""
     parts = urlsplit(url)

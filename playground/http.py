@@ -167,14 +167,26 @@ def error_message(body: Any) -> str | None:
 
 
 def _first_message(body: dict[str, Any]) -> str | None:
+    general = None
     for key in ("error", "message", "msg", "detail", "failMsg", "title", "errorMessage"):
-        found = _text(body.get(key))
-        if found:
-            return found
+        general = _text(body.get(key))
+        if general:
+            break
     errors = body.get("errors")
-    if isinstance(errors, list) and errors:
-        return _text(errors[0])
-    return None
+    detail = _field_error(errors[0]) if isinstance(errors, list) and errors else None
+    if general and detail and detail not in general:
+        return f"{general} ({detail})"  # Runflow 422: errors[] carries the field details [providers.md 3]
+    return general or detail
+
+
+def _field_error(value: Any) -> str | None:
+    """One entry of an errors[] list: 'field: message' where it names the field."""
+    if isinstance(value, dict):
+        where = value.get("field") or value.get("path") or value.get("loc")
+        where = ".".join(str(p) for p in where if p != "body") if isinstance(where, list) else where
+        message = _text(value)
+        return f"{where}: {message}" if isinstance(where, str) and where and message else message
+    return _text(value)
 
 
 def _text(value: Any) -> str | None:

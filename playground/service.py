@@ -14,7 +14,8 @@ import httpx
 from pydantic import SecretStr
 
 from playground.capabilities import check_request, needs_hosting
-from playground.errors import ConfigError, PlaygroundError, WebhookError
+from playground.errors import ConfigError, InvalidInputError, PlaygroundError, WebhookError
+from playground.fetch import local_address
 from playground.hosting import InputHost
 from playground.http import HttpClient, Sleep, build_client
 from playground.inbox import Inbox
@@ -151,10 +152,28 @@ class GenerationService:
             if vary_seed and request.seed is not None:
                 job_request = job_request.model_copy(update={"seed": (request.seed + i) % 2**32})
             notes = check_request(spec.label, spec.capabilities, job_request, can_host=self.input_host is not None)
+            self._check_reachable(spec, job_request)
             provider = self.provider(name, keys, server_keys=server_keys)
             visitor_key = spec.key_env in (keys or {})
             plans.append(PlannedJob(spec, provider, job_request, notes, self._callback_url(spec, visitor_key)))
         return plans
+
+    def _check_reachable(self, spec: ProviderSpec, request: GenerationRequest) -> None:
+        """Refuse an input URL on a private or local address, which a hosted provider cannot reach.
+
+        Allowed with PLAYGROUND_ALLOW_PRIVATE_URLS=1, in sandbox mode, and when the provider's own base URL is
+        itself on a local address (a stand-in on this machine can reach it). file:// never gets this far.
+        """
+        url = request.image.url if request.image is not None else None
+        if url is None or self.settings.allow_private_urls or self.settings.sandbox:
+            return
+        address = local_address(url)
+        if address is None or local_address(self.settings.value(spec.base_url_env, spec.default_base_url)):
+            return
+        raise InvalidInputError(
+            f"The image URL {url[:80]} points at a private or local address ({address}) that {spec.label} cannot "
+            "reach; use a public URL or a local file (or set PLAYGROUND_ALLOW_PRIVATE_URLS=1 for local testing)."
+        )
 
     def _callback_url(self, spec: ProviderSpec, visitor_key: bool) -> str | None:
         # A visitor's own account signs callbacks with a secret we do not have: poll those jobs instead.

@@ -54,6 +54,25 @@ def test_a_text_file_as_image_exits_2(settings, sandbox, capsys, tmp_path):
     assert sandbox.state.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("image", "fragment"),
+    [
+        ("http://127.0.0.1:9/cat.png", "private or local address (127.0.0.1)"),
+        ("http://169.254.169.254/latest/meta-data", "private or local address (169.254.169.254)"),
+        ("file:///etc/passwd", "neither an http(s) URL nor a local file"),
+    ],
+)
+def test_a_local_or_file_url_for_a_hosted_provider_exits_2(image, fragment, capsys):
+    from pydantic import SecretStr
+
+    from playground.settings import Settings
+
+    real = Settings(secrets={"KIE_API_KEY": SecretStr("k")})  # KIE's own base URL: refused before any request
+    code, lines, err = run(generate("--prompt", "make it snow", "--image", image), real, capsys)
+    assert code == 2 and fragment in err and lines == []
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_a_missing_key_exits_2_naming_the_variable(settings, sandbox, capsys):
     bare = settings.model_copy(update={"secrets": {}, "sandbox": False})
     code, _, err = run(generate("--prompt", "fox"), bare, capsys)

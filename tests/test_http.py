@@ -144,3 +144,29 @@ def test_backoff_is_jittered_and_capped():
     assert retry_delay_s(0, None, rng=lambda: 1.0) == 0.5
     assert retry_delay_s(10, None, rng=lambda: 1.0) == 8.0
     assert retry_delay_s(0, 1000.0) == 60.0
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (  # Runflow 422: the general message, then the first field detail [providers.md 3]
+            {"message": "Validation failed", "errors": [{"field": "input.seed", "message": "bad"}]},
+            "Validation failed (input.seed: bad)",
+        ),
+        ({"code": "PERMISSION_DENIED", "message": "Not allowed", "errors": None}, "Not allowed"),
+        ({"errors": [{"message": "prompt is required"}]}, "prompt is required"),
+    ],
+)
+def test_an_error_body_gives_its_message_and_the_first_field_detail(body, expected):
+    from playground.http import error_message
+
+    assert error_message(body) == expected
+
+
+def test_insufficient_credits_advises_a_top_up_once():
+    from playground.errors import error_for_status
+
+    plain = error_for_status("Demo", 402, "Not enough credits", provider="demo")
+    assert str(plain).endswith("Top up your Demo account.")
+    told = error_for_status("Demo", 402, "Insufficient balance, please top up", provider="demo")
+    assert "Top up your Demo account" not in str(told) and "please top up" in str(told)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from playground.errors import ConfigError, UnsupportedParameterError
+from playground.errors import ConfigError, InvalidInputError, UnsupportedParameterError
 from playground.models import GenerationRequest, JobRef
 from playground.service import GenerationService
 from tests.conftest import TEST_KEY, collect, final
@@ -189,3 +189,35 @@ async def test_jobs_that_never_got_a_task_id_are_marked_failed_at_start(settings
     [job] = store.get_run("r1").jobs
     assert job.state == "failed" and "not tracked" in job.error
     store.close()
+
+
+LOCAL_URLS = ["http://127.0.0.1:9/cat.png", "http://169.254.169.254/latest/meta-data", "http://localhost/cat.png"]
+
+
+@pytest.mark.parametrize("url", LOCAL_URLS)
+def test_a_private_input_url_for_a_hosted_provider_is_refused_before_anything_is_sent(url):
+    from pydantic import SecretStr
+
+    from playground.models import InputImage
+    from playground.settings import Settings
+
+    real = Settings(secrets={"KIE_API_KEY": SecretStr("k")})  # the provider's own, public, base URL
+    edit = GenerationRequest(prompt="make it snow", image=InputImage(url=url))
+    with pytest.raises(InvalidInputError, match="private or local address .* KIE AI cannot reach"):
+        GenerationService(real).plan(edit, [("kie", "flux-kontext-pro")])
+    public = edit.model_copy(update={"image": InputImage(url="https://example.com/cat.png")})
+    assert GenerationService(real).plan(public, [("kie", "flux-kontext-pro")])
+
+
+def test_a_private_input_url_passes_when_allowed_or_when_the_provider_itself_is_local():
+    from pydantic import SecretStr
+
+    from playground.models import InputImage
+    from playground.settings import Settings
+
+    edit = GenerationRequest(prompt="make it snow", image=InputImage(url=LOCAL_URLS[0]))
+    key = {"KIE_API_KEY": SecretStr("k")}
+    allowed = Settings(secrets=key, allow_private_urls=True)
+    local_stand_in = Settings(secrets=key, values={"KIE_BASE_URL": "http://127.0.0.1:8901"})
+    for settings in (allowed, local_stand_in, Settings(secrets=key, sandbox=True)):
+        assert GenerationService(settings).plan(edit, [("kie", "flux-kontext-pro")])

@@ -85,7 +85,22 @@ class RunflowProvider(Adapter):
         body = to_payload(request, image_url, callback_url)
         url = self._config.url(RUNS_PATH.format(model_path=self.model_path(request.model)))
         # The create status is UNCERTAIN (200/201/202) [providers.md 3]: any 2xx is accepted.
-        response = await self._http.create("POST", url, json=body, headers=self._config.bearer())
+        try:
+            response = await self._http.create("POST", url, json=body, headers=self._config.bearer())
+        except ProviderHTTPError as exc:
+            if exc.status_code == 404 and request.model == "flux-kontext-max":
+                env, _ = MODEL_PATHS[request.model]
+                path = self.model_path(request.model)
+                hint = f" Runflow documents no [max] path; this run used {path}: set {env} to the right one."
+                raise type(exc)(
+                    str(exc) + hint,
+                    provider=exc.provider,
+                    code=exc.code,
+                    status_code=exc.status_code,
+                    request_id=exc.request_id,
+                    retry_after_s=exc.retry_after_s,
+                ) from exc
+            raise
         run = self._http.json(response)
         run_id = first_str(run.get("id"), run.get("run_id"))
         if run_id is None:

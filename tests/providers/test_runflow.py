@@ -124,6 +124,8 @@ async def test_a_model_path_can_be_overridden_by_its_environment_variable(servic
     request = GenerationRequest(prompt="x", image=InputImage(url=served_png(sandbox)))
     done = final(await collect(service, request, [("runflow", "flux-kontext-max")]), "runflow", "flux-kontext-max")
     assert done.state == "failed" and done.code == "MODEL_NOT_FOUND"
+    assert "set RUNFLOW_MAX_MODEL_PATH" in done.error and "black-forest-labs/flux-kontext-max-v2" in done.error
+    assert sandbox.state.count("runflow", "create") == 1
     assert sandbox.state.requests[-1].path.endswith("/v1/models/black-forest-labs/flux-kontext-max-v2/runs")
 
 
