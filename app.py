@@ -30,9 +30,12 @@ def main(argv: list[str] | None = None) -> None:
         print("No real provider is called: the playground runs on the local sandbox.", flush=True)
     service = build_service(settings, host_inputs=settings.sandbox)
     page = runtime.build_page(service, share=args.share)
-    app, local_url, share_url = runtime.launch(page, share=args.share)
+    app, local_url, share_url = runtime.launch(page, share=args.share, quiet=True)  # Gradio's hint names launch()
+    print(f"The playground is at {local_url}" + (f" and {share_url}" if share_url else ""), flush=True)
     if args.share and not share_url:
         print(runtime.share_failed_note(local_url), file=sys.stderr, flush=True)
+    elif not args.share:
+        print("To share it with a public link: python app.py --share", flush=True)
     set_public_address(service, local_url, share_url)
     runtime.serve_routes(app, routes(service, service.input_host))
     runtime.in_background(page, service.resume_unfinished())
