@@ -114,7 +114,8 @@ class Capabilities(BaseModel):
             ("guidance", self.guidance),
             ("translation", self.translation),
             ("callbacks", self.callbacks),
-            ("upload", self.upload or self.inline_image),
+            ("local files by upload API", self.upload),
+            ("local files inline", self.inline_image and not self.upload),
         )
         return words + [w for w, ok in extras if ok]
 

@@ -191,3 +191,24 @@ def test_sandbox_edits_work_with_a_local_png_and_with_a_url_for_every_provider(
                 assert (img.width, img.height) == (768, 432)
             else:
                 assert (img.height > img.width) == tall  # the edit kept the input's ratio: the input reached it
+
+
+def test_providers_lists_every_provider_with_its_capabilities_and_whether_it_is_configured(capsys):
+    from pydantic import SecretStr
+
+    from playground.settings import Settings
+
+    key = "runapi-key-7f3a"
+    some = Settings(secrets={"RUNAPI_API_KEY": SecretStr(key)}, values={"KIE_BASE_URL": "http://127.0.0.1:9/kie"})
+    assert main(["providers", "--json"], settings=some) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert list(rows)[:5] == ["kie", "fluxapi", "runapi", "runflow", "apixo"]
+    assert [name for name, row in rows.items() if row["configured"]] == ["runapi"]
+    assert rows["kie"]["base_url"] == "http://127.0.0.1:9/kie"
+    assert "local files by upload API" in rows["kie"]["capabilities"]
+    assert "text-to-image" not in rows["runflow"]["capabilities"] and "edit" in rows["runflow"]["capabilities"]
+    assert "local files inline" in rows["bfl"]["capabilities"]
+
+    assert main(["providers"], settings=some) == 0
+    table = capsys.readouterr().out
+    assert "RunAPI.ai" in table and "not configured (set KIE_API_KEY)" in table and key not in table
