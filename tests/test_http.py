@@ -149,7 +149,7 @@ def test_backoff_is_jittered_and_capped():
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        (  # Runflow 422: the general message, then the first field detail [providers.md 3]
+        (  # Runflow 422: the general message, then the first field detail [docs/providers.md, Runflow]
             {"message": "Validation failed", "errors": [{"field": "input.seed", "message": "bad"}]},
             "Validation failed (input.seed: bad)",
         ),
@@ -170,3 +170,18 @@ def test_insufficient_credits_advises_a_top_up_once():
     assert str(plain).endswith("Top up your Demo account.")
     told = error_for_status("Demo", 402, "Insufficient balance, please top up", provider="demo")
     assert "Top up your Demo account" not in str(told) and "please top up" in str(told)
+
+
+async def test_build_client_sends_through_the_given_transport_with_our_user_agent():
+    from playground.http import USER_AGENT, build_client
+
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"ok": 1})
+
+    async with build_client(5.0, transport=httpx.MockTransport(handler)) as client:
+        await HttpClient(client, provider="demo", label="Demo").fetch("GET", "https://demo/status")
+    assert seen[0].headers["user-agent"] == USER_AGENT
+    assert seen[0].extensions["timeout"] == {"connect": 10.0, "read": 5.0, "write": 5.0, "pool": 5.0}
