@@ -63,7 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=2.0, help="how long each sandbox job takes")
     parser.add_argument("--poll", type=float, default=0.25, help="status poll interval in seconds")
-    parser.add_argument("--all", action="store_true", help="every registered provider, not only the five seeds")
+    parser.add_argument("--all", action="store_true", help="every registered provider, not only the first five")
     args = parser.parse_args()
     providers = list(REGISTRY) if args.all else [p for p in SEED_PROVIDERS if p in REGISTRY]
     asyncio.run(fan_out(providers, args.seconds, args.poll))

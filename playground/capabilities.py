@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from playground.errors import UnsupportedParameterError
-from playground.models import Capabilities, GenerationRequest
+from playground.models import Capabilities, GenerationRequest, model_info
+from playground.providers.base import ProviderSpec
 
 
 def check_request(
-    label: str, caps: Capabilities, request: GenerationRequest, *, can_host: bool = False
+    spec: ProviderSpec,
+    request: GenerationRequest,
+    *,
+    can_host: bool = False,
+    served_by: Sequence[str] = (),
 ) -> tuple[str, ...]:
-    """Raise UnsupportedParameterError for a value ``label`` cannot take; return notes on ignored ones.
+    """Raise UnsupportedParameterError for a value ``spec`` cannot take; return notes on ignored ones.
 
     ``can_host``: the playground can serve a local input at a public URL itself.
+    ``served_by``: the labels of the providers that do serve the request's model (named in the refusal).
     """
-    for problem in _problems(label, caps, request, can_host):
+    if not spec.serves(request.model):
+        raise UnsupportedParameterError(_model_refusal(spec, request.model, served_by))
+    for problem in _problems(spec.label, spec.capabilities, request, can_host):
         raise UnsupportedParameterError(problem)
-    return _ignored(label, caps, request)
+    return _ignored(spec.label, spec.capabilities, request)
+
+
+def _model_refusal(spec: ProviderSpec, model: str, served_by: Sequence[str]) -> str:
+    name = model_info(model).name
+    others = [label for label in served_by if label != spec.label]
+    where = f"it is served by {', '.join(others)}" if others else "no provider here serves it"
+    return f"{spec.label} does not serve {name}; {where}."
 
 
 def needs_hosting(caps: Capabilities, request: GenerationRequest) -> bool:
@@ -26,8 +43,6 @@ def needs_hosting(caps: Capabilities, request: GenerationRequest) -> bool:
 
 def _problems(label: str, caps: Capabilities, request: GenerationRequest, can_host: bool) -> list[str]:
     problems: list[str] = []
-    if request.model not in caps.models:
-        problems.append(f"{label} does not offer {request.model}; choose {' or '.join(caps.models)}.")
     if not request.is_edit and not caps.text_to_image:
         problems.append(f"{label} only edits images: add an input image, or choose another provider.")
     if request.is_edit and not caps.edit:

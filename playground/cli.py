@@ -6,21 +6,21 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
 
-from pydantic import ValidationError as PydanticValidationError
 from starlette.applications import Starlette
 
 from playground.errors import ConfigError, InvalidInputError, PlaygroundError
-from playground.history import HistoryStore
+from playground.history import History, open_history
 from playground.history_cli import add_history_commands, run_history_command
 from playground.hosting import InputHost
 from playground.images import load_input_image
-from playground.models import MODELS, GenerationRequest, JobEvent, JobRef
+from playground.models import MODELS, Events, GenerationRequest, JobEvent, JobRef
 from playground.providers import REGISTRY, get_spec
+from playground.request import build_request
 from playground.service import GenerationService
 from playground.settings import Settings
 from playground.webhooks import routes
@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None)
         if args.command == "providers":
             return show_providers(settings, as_json=args.json, out=sys.stdout)
         if args.command == "history":
-            return run_history_command(args, settings)
+            return asyncio.run(run_history_command(args, settings))
         if args.command == "sandbox":
             return serve_sandbox(args.port)
         return asyncio.run(_jobs(args, settings))
@@ -108,7 +108,7 @@ def _provider_row(name: str, settings: Settings) -> dict[str, Any]:
         "configured": settings.secret(spec.key_env) is not None,
         "key_env": spec.key_env,
         "base_url": settings.value(spec.base_url_env, spec.default_base_url),
-        "models": list(caps.models),
+        "models": list(spec.models),
         "capabilities": caps.summary(),
         "aspect_ratios": list(caps.aspect_ratios),
         "price_usd": {m: p.usd for m, p in spec.prices.items()},
@@ -136,16 +136,16 @@ async def _jobs(args: argparse.Namespace, settings: Settings) -> int:
             settings, host, files = _sandbox(settings, servers)
         if args.out:
             settings = settings.model_copy(update={"out_dir": args.out})
-        history = HistoryStore.open(settings.data_dir)
+        history = open_history(settings.data_dir)
         service = GenerationService(settings, history=history, input_host=host)
         if files is not None:
             files.router.routes.extend(routes(service, host))
         try:
-            events = _generate(service, args) if args.command == "generate" else _resume(service, history, args)
+            events = _generate(service, args) if args.command == "generate" else await _resume(service, history, args)
             return await _report(events, as_json=args.json)
         finally:
             await service.aclose()
-            history.close()
+            await history.aclose()
 
 
 def _sandbox(settings: Settings, servers: ExitStack) -> tuple[Settings, InputHost, Starlette]:
@@ -158,16 +158,17 @@ def _sandbox(settings: Settings, servers: ExitStack) -> tuple[Settings, InputHos
     return sandbox_settings(settings, sandbox.url), host, files
 
 
-def _generate(service: GenerationService, args: argparse.Namespace) -> AsyncIterator[JobEvent]:
-    request = build_request(args)
+def _generate(service: GenerationService, args: argparse.Namespace) -> Events:
+    request = request_from_args(args)
     targets = [(get_spec(p).name, m) for p in dict.fromkeys(args.provider) for m in (args.model or [MODELS[0]])]
-    service.plan(request, targets)  # every check happens here, before anything is sent
-    return service.run(request, targets, timeout_s=args.timeout)
+    plan = service.plan(request, targets)  # every check happens here, before anything is sent
+    plan.raise_first()
+    return service.run(plan, timeout_s=args.timeout)
 
 
-def _resume(service: GenerationService, history: HistoryStore, args: argparse.Namespace) -> AsyncIterator[JobEvent]:
+async def _resume(service: GenerationService, history: History, args: argparse.Namespace) -> Events:
     if args.run:
-        refs = [ref for record in history.resumable_jobs(args.run) if (ref := record.ref()) is not None]
+        refs = [ref for record in await history.resumable_jobs(args.run) if (ref := record.ref()) is not None]
         if not refs:
             raise InvalidInputError(f"Run {args.run} has no unfinished or timed-out job to resume ('history show').")
         return service.resume(refs, run_id=args.run, timeout_s=args.timeout)
@@ -178,37 +179,25 @@ def _resume(service: GenerationService, history: HistoryStore, args: argparse.Na
     return service.resume(job, timeout_s=args.timeout)
 
 
-def build_request(args: argparse.Namespace) -> GenerationRequest:
+def request_from_args(args: argparse.Namespace) -> GenerationRequest:
     """The request from CLI flags, or InvalidInputError with one clear sentence."""
-    image = load_input_image(args.image) if args.image else None
-    try:
-        return GenerationRequest(
-            prompt=args.prompt,
-            model=MODELS[0],
-            image=image,
-            aspect_ratio=args.aspect_ratio,
-            output_format=args.output_format,
-            seed=args.seed,
-            safety_tolerance=args.safety_tolerance,
-            prompt_upsampling=args.prompt_upsampling,
-            enable_translation=None if args.translation is None else args.translation == "on",
-            guidance=args.guidance,
-        )
-    except PydanticValidationError as exc:
-        raise InvalidInputError(_first_error(exc)) from None
-
-
-def _first_error(exc: PydanticValidationError) -> str:
-    err = exc.errors()[0]
-    field = ".".join(str(p) for p in err["loc"]) or "request"
-    message = str(err["msg"]).removeprefix("Value error, ")
-    return f"Invalid {field.replace('_', ' ')}: {message}."
+    return build_request(
+        args.prompt,
+        image=load_input_image(args.image) if args.image else None,
+        aspect_ratio=args.aspect_ratio,
+        output_format=args.output_format,
+        seed=args.seed,
+        safety_tolerance=args.safety_tolerance,
+        prompt_upsampling=args.prompt_upsampling,
+        enable_translation=None if args.translation is None else args.translation == "on",
+        guidance=args.guidance,
+    )
 
 
 async def _report(events, *, as_json: bool) -> int:  # type: ignore[no-untyped-def]
     failed = False
     async for event in events:
-        failed |= event.state in ("failed", "canceled")
+        failed |= event.state in ("failed", "canceled", "stopped")
         print(json.dumps(event_json(event)) if as_json else event_line(event), flush=True)
     return EXIT_JOB_FAILED if failed else EXIT_OK
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from playground.history import HistoryStore
+from playground.history import open_history
 from playground.hosting import InputHost
 from playground.sandbox.server import SandboxServer, sandbox_settings, state_from_env
 from playground.service import GenerationService
@@ -26,7 +26,7 @@ def build_service(settings: Settings, *, host_inputs: bool = False) -> Generatio
     """
     public = settings.public_base_url
     host = InputHost(public or UNKNOWN_ADDRESS) if public or host_inputs else None
-    history = HistoryStore.open(settings.data_dir)
+    history = open_history(settings.data_dir)
     return GenerationService(settings, history=history, input_host=host, callback_base_url=public)
 
 

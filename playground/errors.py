@@ -183,7 +183,7 @@ _STATUS_ERRORS: dict[int, type[ProviderHTTPError]] = {
     415: ValidationError,
     422: ValidationError,
     429: RateLimitError,
-    455: ProviderUnavailableError,  # KIE: "service unavailable (maintenance)" [seed004]
+    455: ProviderUnavailableError,  # KIE: "service unavailable (maintenance)" [docs/providers.md, KIE AI]
 }
 
 _STATUS_WORDS: dict[type[ProviderHTTPError], str] = {

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from playground.history import OUTCOMES, HistoryStore, JobRecord, RunRecord, RunSummary
+from playground.history import OUTCOMES, History, JobRecord, RunRecord, RunSummary, open_history
 from playground.models import MODELS
 from playground.settings import Settings
 
@@ -31,29 +31,29 @@ def add_history_commands(subparsers: argparse._SubParsersAction[argparse.Argumen
     show.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="the run as one JSON object")
 
 
-def run_history_command(
+async def run_history_command(
     args: argparse.Namespace, settings: Settings, *, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """Run ``history`` or ``history show``; returns the exit status (2 when the run is not in the history)."""
     out, err = out or sys.stdout, err or sys.stderr
-    store = HistoryStore.open(settings.data_dir)
+    store = open_history(settings.data_dir)
     try:
         if getattr(args, "history_command", None) == "show":
-            return _show(store, args.run_id, as_json=args.json, out=out, err=err)
-        runs = store.list_runs(
+            return await _show(store, args.run_id, as_json=args.json, out=out, err=err)
+        runs = await store.list_runs(
             query=args.query, provider=args.provider, model=args.model, outcome=args.outcome, limit=args.limit
         )
         filtered = any((args.query, args.provider, args.model, args.outcome))
         _write_list(runs, as_json=args.json, out=out, filtered=filtered)
         return EXIT_OK
     finally:
-        store.close()
+        await store.aclose()
 
 
-def _show(store: HistoryStore, run_id: str, *, as_json: bool, out: TextIO, err: TextIO) -> int:
-    record = store.get_run(run_id)
+async def _show(store: History, run_id: str, *, as_json: bool, out: TextIO, err: TextIO) -> int:
+    record = await store.get_run(run_id)
     if record is None:
-        err.write(f"error: run {run_id} is not in the history ({store.path}).\n")
+        err.write(f"error: run {run_id} is not in the history.\n")
         return EXIT_NOT_FOUND
     out.write(json.dumps(record.model_dump(mode="json"), indent=2) + "\n" if as_json else run_text(record))
     return EXIT_OK

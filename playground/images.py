@@ -10,7 +10,7 @@ from PIL import Image, UnidentifiedImageError
 from playground.errors import InvalidInputError
 from playground.models import InputImage
 
-MAX_INPUT_BYTES = 10 * 1024 * 1024  # every provider that states a limit says 10 MB (providers.md)
+MAX_INPUT_BYTES = 10 * 1024 * 1024  # our own cap, from APIXO's documented limit [docs/providers.md, Common rules]
 INPUT_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 RESULT_FORMATS = {**INPUT_FORMATS, "GIF": "image/gif"}
 EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/gif": "gif"}

@@ -29,6 +29,10 @@ class Waiter:
 
         self._loop.call_soon_threadsafe(apply)
 
+    def delivered(self) -> JobStatus | None:
+        """The verified status a callback delivered, if any."""
+        return self.status
+
     async def nap(self, seconds: float) -> None:
         """Sleep up to ``seconds``, waking early when a callback arrives."""
         try:

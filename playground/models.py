@@ -3,17 +3,52 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-ModelId = Literal["flux-kontext-pro", "flux-kontext-max"]
-MODELS: tuple[ModelId, ...] = ("flux-kontext-pro", "flux-kontext-max")
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model the playground knows: its id (as requests name it), its name for people, a short word."""
+
+    id: str
+    name: str
+    short: str
+
+
+# One line per model. A provider serves a model by naming it in its spec's ``models`` table.
+MODEL_INFO: tuple[ModelInfo, ...] = (
+    ModelInfo("flux-kontext-pro", "FLUX.1 Kontext [pro]", "pro"),
+    ModelInfo("flux-kontext-max", "FLUX.1 Kontext [max]", "max"),
+)
+MODELS: tuple[str, ...] = tuple(info.id for info in MODEL_INFO)
+
+
+def model_info(model: str) -> ModelInfo:
+    """The entry for ``model``; ValueError naming the known ids when there is none."""
+    for info in MODEL_INFO:
+        if info.id == model:
+            return info
+    raise ValueError(f"unknown model {model!r}; the playground knows {', '.join(MODELS)}")
+
+
+def _known_model(value: str) -> str:
+    model_info(value)
+    return value
+
+
+ModelId = Annotated[str, AfterValidator(_known_model)]
+"""A model id from MODEL_INFO; validated wherever a pydantic model holds one."""
 OutputFormat = Literal["jpeg", "png"]
-JobState = Literal["queued", "running", "succeeded", "failed", "canceled"]
-TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
+JobState = Literal["queued", "running", "succeeded", "failed", "canceled", "stopped"]
+"""A job's life: queued -> running -> succeeded | failed | canceled; or stopped, when we stopped waiting
+(the visitor pressed Stop or left) before the provider said it was done: such a job can be resumed."""
+TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "canceled", "stopped"})
 
-# Every ratio any provider documents (providers.md section 10); each provider narrows it.
+# Every ratio any provider documents (docs/providers.md, Aspect ratios); each provider narrows it.
 ASPECT_RATIOS: tuple[str, ...] = ("21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21")
 _RATIO = re.compile(r"^\d{1,2}:\d{1,2}$")
 MAX_PROMPT_CHARS = 10_000
@@ -78,20 +113,23 @@ class GenerationRequest(BaseModel):
 
 
 class Price(BaseModel):
-    """A per-image price and where it was read."""
+    """A per-image price and where it comes from, in words a person can follow (a URL, or "set by you").
+
+    ``confirmed`` is False for a price the provider does not publish itself (another source's figure).
+    """
 
     model_config = ConfigDict(frozen=True)
 
     usd: float
     source: str
+    confirmed: bool = True
 
 
 class Capabilities(BaseModel):
-    """What one provider accepts; checked before anything is sent."""
+    """What one provider accepts; checked before anything is sent. (The models it serves are in its spec.)"""
 
     model_config = ConfigDict(frozen=True)
 
-    models: tuple[ModelId, ...] = MODELS
     text_to_image: bool = True
     edit: bool = True
     aspect_ratios: tuple[str, ...] = ("21:9", "16:9", "4:3", "1:1", "3:4", "9:16")
@@ -152,7 +190,11 @@ class Submission(BaseModel):
 
 
 class JobStatus(BaseModel):
-    """One status read, normalised from the provider's vocabulary."""
+    """One status read, normalised from the provider's vocabulary.
+
+    ``unknown`` is the provider's own status word when it is not in the provider's documented list: the
+    job then counts as still running, and the watcher says so (and gives up after a few such reads).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -161,6 +203,7 @@ class JobStatus(BaseModel):
     error: str | None = None
     error_code: str | None = None
     moderated: bool = False
+    unknown: str | None = None
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 
     @property
@@ -213,3 +256,7 @@ class JobEvent(BaseModel):
     @property
     def is_terminal(self) -> bool:
         return self.state in TERMINAL_STATES
+
+
+Events = AsyncGenerator[JobEvent, None]
+"""A stream of job events, as the service yields them; closing it (``aclose``) stops the jobs still waiting."""

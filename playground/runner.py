@@ -1,4 +1,8 @@
-"""One run: its jobs in parallel tasks, each submitted once, waited for (polls and callbacks), downloaded."""
+"""One run: its jobs in parallel tasks, each submitted once, waited for (polls and callbacks), downloaded.
+
+A Run gets everything it needs in a RunContext (client, clock, sleep, inbox, recorder, hosting, schedules),
+so it never reaches into the service. Waiting is ``watch()``; this module turns readings into events.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,16 @@ import asyncio
 import base64
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+
+import httpx
 
 from playground.errors import (
     JobCanceledError,
     JobFailedError,
     JobModeratedError,
-    JobTimeoutError,
     PlaygroundError,
     ProviderError,
     ResultImageError,
@@ -23,24 +27,46 @@ from playground.errors import (
 )
 from playground.http import HttpClient
 from playground.images import EXTENSIONS, RESULT_FORMATS, sniff
-from playground.inbox import Waiter
-from playground.models import GenerationRequest, JobEvent, JobRef, JobResult, JobState, JobStatus, ModelId, WireRequest
+from playground.inbox import Inbox, Waiter
+from playground.models import (
+    Events,
+    GenerationRequest,
+    JobEvent,
+    JobRef,
+    JobResult,
+    JobState,
+    JobStatus,
+    Price,
+    Submission,
+    WireRequest,
+)
 from playground.providers import Provider, ProviderSpec
-
-if TYPE_CHECKING:
-    from playground.service import GenerationService
+from playground.watch import Clock, FixedSchedule, Reading, Schedule, Sleep, WatchedJob, unknown_status_note, watch
 
 log = logging.getLogger(__name__)
 
 RUNNING_EVENT_EVERY_S = 1.0  # at most one "running" event per job per second
-MAX_UNREADABLE_STATUSES = 3  # a gateway page now and then is weather; three in a row is a broken API
 CALLBACK_SAFETY_POLL_S = 15.0  # with callbacks on, status reads are only a safety net
 
+Recorder = Callable[[JobEvent], Awaitable[None]]
+"""Keeps an event (in history); must not raise."""
+Hosting = Callable[[ProviderSpec, GenerationRequest], GenerationRequest]
+"""The request as a provider receives it: a local input replaced by a hosted URL where it needs one."""
 
-class HistorySink(Protocol):
-    """Where events are kept (the history store); the runner only writes."""
 
-    def record(self, event: JobEvent) -> None: ...
+@dataclass(frozen=True)
+class RunContext:
+    """What a run needs, given explicitly: where to send, how time passes, where events go."""
+
+    client: httpx.AsyncClient
+    clock: Clock
+    sleep: Sleep
+    inbox: Inbox
+    record: Recorder
+    hosting: Hosting
+    schedule: Callable[[ProviderSpec, str], Schedule]
+    price: Callable[[ProviderSpec, str], Price | None]
+    callbacks: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,15 +83,15 @@ class PlannedJob:
 class Run:
     """One click: jobs sharing a run id, an output folder and an event queue."""
 
-    def __init__(self, service: GenerationService, run_id: str, timeout_s: float | None, out_dir: Path | None):
-        self.service = service
+    def __init__(self, context: RunContext, run_id: str, *, timeout_s: float, out_dir: Path):
+        self.context = context
         self.run_id = run_id
-        self.timeout_s = timeout_s or service.settings.job_timeout_s
-        self.out_dir = (out_dir or service.settings.out_dir) / run_id
+        self.timeout_s = timeout_s
+        self.out_dir = out_dir / run_id
         self.queue: asyncio.Queue[JobEvent | None] = asyncio.Queue()
 
-    async def stream(self, jobs: Sequence[Awaitable[None]]) -> AsyncIterator[JobEvent]:
-        """Yield events as jobs produce them; closing the stream cancels the jobs still waiting."""
+    async def stream(self, jobs: Sequence[Awaitable[None]]) -> Events:
+        """Yield events as jobs produce them; closing the stream stops the jobs still waiting (as 'stopped')."""
         tasks = [asyncio.ensure_future(job) for job in jobs]
         remaining = len(tasks)
         try:
@@ -82,88 +108,87 @@ class Run:
 
     async def job(self, plan: PlannedJob) -> None:
         tracker = Tracker(self, plan.spec, plan.request.model, plan.notes)
-        tracker.uses_callback = plan.callback_url is not None
         await self._guard(tracker, self._submit_and_follow(tracker, plan))
 
     async def resume_job(self, spec: ProviderSpec, provider: Provider, job: JobRef) -> None:
         tracker = Tracker(self, spec, job.model, ())
         tracker.task_id, tracker.urls = job.task_id, dict(job.urls)
-        await self._guard(tracker, self._follow(tracker, spec, provider, job))
+        await self._guard(tracker, self._follow(tracker, spec, provider, job, uses_callback=False))
 
     async def _guard(self, tracker: Tracker, work: Awaitable[None]) -> None:
         try:
             await work
         except PlaygroundError as exc:
-            tracker.fail(exc)
+            await tracker.fail(exc)
+        except asyncio.CancelledError:
+            await tracker.stop()
+            raise
         except Exception as exc:  # a bug in one adapter must not take the other panels down
             log.exception("%s: unexpected error", tracker.spec.name)
-            tracker.fail(UnexpectedResponseError(f"{tracker.spec.label}: internal error ({type(exc).__name__})."))
+            await tracker.fail(UnexpectedResponseError(f"{tracker.spec.label}: internal error ({type(exc).__name__})."))
         finally:
             self.queue.put_nowait(None)
 
     async def _submit_and_follow(self, tracker: Tracker, plan: PlannedJob) -> None:
-        tracker.emit("queued", "queued")
-        request = self.service.hosted(plan.spec, plan.request)
-        submission = await plan.provider.submit(request, callback_url=plan.callback_url)
+        await tracker.emit("queued", "queued")
+        request = self.context.hosting(plan.spec, plan.request)
+        submission = await _finish_even_if_stopped(
+            plan.provider.submit(request, callback_url=plan.callback_url), tracker
+        )
         tracker.task_id, tracker.sent, tracker.urls = submission.job.task_id, submission.sent, dict(submission.job.urls)
-        await self._follow(tracker, plan.spec, plan.provider, submission.job)
+        await self._follow(
+            tracker, plan.spec, plan.provider, submission.job, uses_callback=plan.callback_url is not None
+        )
 
-    async def _follow(self, tracker: Tracker, spec: ProviderSpec, provider: Provider, job: JobRef) -> None:
-        tracker.emit("running", f"submitted as {job.task_id}")
-        waiter = self.service.inbox.register(spec.name, job.task_id)
+    async def _follow(
+        self, tracker: Tracker, spec: ProviderSpec, provider: Provider, job: JobRef, *, uses_callback: bool
+    ) -> None:
+        await tracker.emit("running", f"submitted as {job.task_id}")
+        inbox = self.context.inbox
+        waiter = inbox.register(spec.name, job.task_id)
         try:
-            status = await self._wait(tracker, spec, provider, job, waiter)
+            status = await self._wait(tracker, spec, provider, job, waiter, uses_callback=uses_callback)
         finally:
-            self.service.inbox.unregister(spec.name, job.task_id)
+            inbox.unregister(spec.name, job.task_id)
         url = outcome(spec, job, status)
         result = await self._keep(tracker, spec, job, url)
-        tracker.emit("succeeded", f"done in {result.latency_s:.1f} s", result=result)
+        await tracker.emit("succeeded", f"done in {result.latency_s:.1f} s", result=result)
 
     async def _wait(
-        self, tracker: Tracker, spec: ProviderSpec, provider: Provider, job: JobRef, waiter: Waiter
+        self,
+        tracker: Tracker,
+        spec: ProviderSpec,
+        provider: Provider,
+        job: JobRef,
+        waiter: Waiter,
+        *,
+        uses_callback: bool,
     ) -> JobStatus:
-        clock = self.service._clock
-        schedule = self.service.poll_schedule(spec)
-        first, interval = schedule.first_s, schedule.interval_s
-        if tracker.uses_callback:
-            first = interval = max(CALLBACK_SAFETY_POLL_S, interval)
-        deadline = tracker.started + self.timeout_s
-        await self._nap(waiter, min(first, max(0.0, deadline - clock())))
-        unreadable = 0
-        while True:
-            if waiter.status is not None and waiter.status.is_terminal:
-                return waiter.status  # a verified callback: no status read needed
-            try:
-                status = await read_status(provider, job)
-                unreadable = 0
-            except UnexpectedResponseError:
-                unreadable += 1
-                if unreadable >= MAX_UNREADABLE_STATUSES:
-                    raise
-                status = None
-            if status is not None and status.is_terminal:
-                return status
-            now = clock()
-            if now >= deadline:
-                raise JobTimeoutError(
-                    f"{spec.label} did not finish task {job.task_id} within {self.timeout_s:g} s; it may still be "
-                    f"running. Resume it by task id {job.task_id} (nothing will be submitted again).",
-                    provider=spec.name,
-                    task_id=job.task_id,
-                )
-            if status is not None and tracker.elapsed() - tracker.last_running >= RUNNING_EVENT_EVERY_S:
-                tracker.last_running = tracker.elapsed()
-                tracker.emit("running", f"running {tracker.last_running:.1f} s")
-            await self._nap(waiter, min(interval, deadline - now))
-
-    async def _nap(self, waiter: Waiter, seconds: float) -> None:
-        if self.service.callbacks_enabled:
-            await waiter.nap(seconds)
-        else:
-            await self.service._sleep(seconds)
+        context = self.context
+        schedule = context.schedule(spec, job.model)
+        if uses_callback:  # this job's end is delivered to us: status reads are only a safety net
+            safety = max(CALLBACK_SAFETY_POLL_S, schedule.delay_s(1, 0.0))
+            schedule = FixedSchedule(safety, safety)
+        # With a public address any job may get a delivery (a nudge, say), so every wait can be cut short.
+        sleep = waiter.nap if context.callbacks else context.sleep
+        watched = WatchedJob(spec.name, spec.label, job.task_id, context.clock(), self.timeout_s)
+        readings = watch(
+            watched,
+            lambda: read_status(provider, job),
+            schedule,
+            clock=context.clock,
+            sleep=sleep,
+            delivered=waiter.delivered,
+        )
+        last: Reading | None = None
+        async for reading in readings:
+            last = reading
+            await tracker.on_reading(reading)
+        assert last is not None and last.status is not None
+        return last.status
 
     async def _keep(self, tracker: Tracker, spec: ProviderSpec, job: JobRef, url: str) -> JobResult:
-        content = await download(self.service, spec, job, url)
+        content = await download(self.context, spec, job, url)
         found = sniff(content)
         if found is None or found[0] not in RESULT_FORMATS:
             raise ResultImageError(
@@ -174,8 +199,8 @@ class Run:
         fmt, width, height = found
         mime = RESULT_FORMATS[fmt]
         path = self.out_dir / f"{spec.name}-{job.model}.{EXTENSIONS[mime]}"
-        write_atomically(path, content)
-        price = spec.prices.get(job.model)
+        await asyncio.to_thread(write_atomically, path, content)
+        price = self.context.price(spec, job.model)
         return JobResult(
             path=str(path),
             image_url=url if not url.startswith("data:") else "data: URI",
@@ -188,6 +213,23 @@ class Run:
             cost_source=price.source if price else None,
             sent=tracker.sent or WireRequest(method="GET", url="(resumed)"),
         )
+
+
+async def _finish_even_if_stopped(submitting: Awaitable[Submission], tracker: Tracker) -> Submission:
+    """Let a create that is on its way finish even if the run is stopped meanwhile, so its task id is kept.
+
+    A create POST that was sent may have started a paid job: stopping must not lose the id that finds it again.
+    """
+    task = asyncio.ensure_future(submitting)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        try:
+            submission = await task
+        except Exception:  # the create itself failed: there is nothing to find again
+            raise asyncio.CancelledError from None
+        tracker.task_id, tracker.sent = submission.job.task_id, submission.sent
+        raise
 
 
 async def read_status(provider: Provider, job: JobRef) -> JobStatus | None:
@@ -214,18 +256,15 @@ def outcome(spec: ProviderSpec, job: JobRef, status: JobStatus) -> str:
     if status.state == "canceled":
         raise JobCanceledError(f"{spec.label} canceled task {job.task_id}: {reason}.", **common)
     if status.moderated:
-        raise JobModeratedError(
-            f"{spec.label} refused the job on content grounds: {reason}. Rephrase the prompt or use another image.",
-            **common,
-        )
+        raise JobModeratedError(f"{spec.label} refused the job on content grounds: {reason}.", **common)
     raise JobFailedError(f"{spec.label} reports the job failed: {reason}.", **common)
 
 
-async def download(service: GenerationService, spec: ProviderSpec, job: JobRef, url: str) -> bytes:
+async def download(context: RunContext, spec: ProviderSpec, job: JobRef, url: str) -> bytes:
     """The result's bytes, at once (URLs expire), with an unauthenticated client: hosts get no key."""
     if url.startswith("data:"):
         return base64.b64decode(url.split(",", 1)[1])
-    http = HttpClient(service.client, provider=spec.name, label=f"{spec.label}'s image host", sleep=service._sleep)
+    http = HttpClient(context.client, provider=spec.name, label=f"{spec.label}'s image host", sleep=context.sleep)
     try:
         response = await http.fetch("GET", url)
     except ProviderError as exc:
@@ -243,24 +282,36 @@ def write_atomically(path: Path, content: bytes) -> None:
 
 
 class Tracker:
-    """Builds one job's events: same identity, elapsed time from submission; records them in history."""
+    """Builds one job's events: same identity, elapsed time from submission; keeps state changes in history."""
 
-    def __init__(self, run: Run, spec: ProviderSpec, model: ModelId, notes: tuple[str, ...]):
+    def __init__(self, run: Run, spec: ProviderSpec, model: str, notes: tuple[str, ...]):
         self.run = run
         self.spec = spec
         self.model = model
         self.notes = notes
-        self.started = run.service._clock()
+        self.started = run.context.clock()
         self.task_id: str | None = None
         self.sent: WireRequest | None = None
         self.urls: dict[str, str] = {}
         self.last_running = 0.0
-        self.uses_callback = False
+        self.state: JobState | None = None
 
     def elapsed(self) -> float:
-        return self.run.service._clock() - self.started
+        return self.run.context.clock() - self.started
 
-    def emit(self, state: JobState, message: str, **extra: object) -> None:
+    async def on_reading(self, reading: Reading) -> None:
+        """Say what a reading changed: an undocumented status word once, else 'running' once a second."""
+        status = reading.status
+        if status is None or status.is_terminal:
+            return
+        if reading.new_unknown and status.unknown is not None:
+            await self.emit("running", unknown_status_note(self.spec.label, status.unknown), keep=True)
+        elif self.elapsed() - self.last_running >= RUNNING_EVENT_EVERY_S:
+            self.last_running = self.elapsed()
+            await self.emit("running", f"running {self.last_running:.1f} s")
+
+    async def emit(self, state: JobState, message: str, *, keep: bool = False, **extra: object) -> None:
+        """Stream one event; history keeps it when the state changes (or ``keep``): not every running tick."""
         event = JobEvent(
             run_id=self.run.run_id,
             provider=self.spec.name,
@@ -275,12 +326,18 @@ class Tracker:
             sent=self.sent,
             **extra,
         )
-        self.run.service.keep(event)
+        if keep or state != self.state or state == "running" and message.startswith("submitted"):
+            await self.run.context.record(event)
+        self.state = state
         self.run.queue.put_nowait(event)
 
-    def fail(self, exc: PlaygroundError) -> None:
+    async def fail(self, exc: PlaygroundError) -> None:
         state: JobState = "canceled" if isinstance(exc, JobCanceledError) else "failed"
-        self.emit(state, f"{state}: {exc}", error=str(exc), code=exc.code, kind=type(exc).default_code)
+        await self.emit(state, f"{state}: {exc}", error=str(exc), code=exc.code, kind=type(exc).default_code)
 
-
-Keeper = Callable[[JobEvent], None]
+    async def stop(self) -> None:
+        """The run was stopped before this job ended: keep it as stopped (resumable when it has a task id)."""
+        if self.state in ("succeeded", "failed", "canceled", "stopped"):
+            return
+        where = f"task {self.task_id} may still finish" if self.task_id else "it was never submitted"
+        await self.emit("stopped", f"stopped after {self.elapsed():.1f} s; {where}")

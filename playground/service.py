@@ -1,14 +1,20 @@
-"""The generation service: validate, fan out to (provider, model) targets, stream events; callbacks in."""
+"""The generation service, the one door into the engine: plan, run, resume, callbacks in.
+
+The CLI and the UI build a request with ``playground.request.build_request``, ask ``plan()`` which targets
+can take it (each accepted or refused with a sentence, nothing sent yet), then ``run()`` the plan and
+stream its events.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import httpx
 from pydantic import SecretStr
@@ -16,44 +22,55 @@ from pydantic import SecretStr
 from playground.capabilities import check_request, needs_hosting
 from playground.errors import ConfigError, InvalidInputError, PlaygroundError, WebhookError
 from playground.fetch import local_address
+from playground.history import History
 from playground.hosting import InputHost
 from playground.http import HttpClient, Sleep, build_client
 from playground.inbox import Inbox
-from playground.models import GenerationRequest, JobEvent, JobRef, ModelId
-from playground.providers import REGISTRY, Provider, ProviderSpec, get_spec, provider_config
-from playground.providers.base import PollSchedule
-from playground.runner import PlannedJob, Run
+from playground.models import Events, GenerationRequest, JobEvent, JobRef, Price
+from playground.providers import REGISTRY, Provider, ProviderConfig, ProviderSpec, get_spec
+from playground.runner import PlannedJob, Run, RunContext
 from playground.settings import Settings
+from playground.watch import Clock, FixedSchedule, Schedule
 
 log = logging.getLogger(__name__)
 
-Target = tuple[str, ModelId]
-
+Target = tuple[str, str]
+"""(provider name, model id)."""
 
 ABANDONED = (
     "The playground stopped before the provider confirmed this job; if the provider created it, it is not tracked."
 )
 
 
-class StoredJob(Protocol):
+@dataclass(frozen=True)
+class Refusal:
+    """A target that cannot take the request, and why (one sentence); nothing was sent for it."""
+
+    target: Target
+    error: PlaygroundError
+
     @property
-    def run_id(self) -> str: ...
+    def reason(self) -> str:
+        return str(self.error)
 
-    def ref(self) -> JobRef | None: ...
 
+@dataclass(frozen=True)
+class Plan:
+    """What ``plan()`` decided for each target: ready to submit, or refused with its sentence."""
 
-class History(Protocol):
-    """What the service needs from a history store."""
+    request: GenerationRequest
+    jobs: tuple[PlannedJob, ...]
+    refused: tuple[Refusal, ...]
 
-    def start_run(
-        self, run_id: str, request: GenerationRequest, targets: Sequence[Target], *, kind: str, owner: str | None
-    ) -> None: ...
+    @property
+    def targets(self) -> list[Target]:
+        """The accepted targets, in the order asked for."""
+        return [(job.spec.name, job.request.model) for job in self.jobs]
 
-    def record(self, event: JobEvent) -> None: ...
-
-    def unfinished_jobs(self) -> Sequence[StoredJob]: ...
-
-    def abandon_unsubmitted(self, reason: str) -> int: ...
+    def raise_first(self) -> None:
+        """Raise the first refusal's error, if any target was refused."""
+        if self.refused:
+            raise self.refused[0].error
 
 
 class GenerationService:
@@ -66,7 +83,7 @@ class GenerationService:
         specs: Mapping[str, ProviderSpec] = REGISTRY,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,
         history: History | None = None,
         input_host: InputHost | None = None,
         callback_base_url: str | None = None,
@@ -77,16 +94,16 @@ class GenerationService:
         self.input_host = input_host
         self.callback_base_url = callback_base_url.rstrip("/") if callback_base_url else None
         self.inbox = Inbox()
-        self._transport = transport
-        self._sleep = sleep
-        self._clock = clock
+        self.transport = transport
+        self.sleep = sleep
+        self.clock = clock
         self._client: httpx.AsyncClient | None = None
 
     @property
     def client(self) -> httpx.AsyncClient:
         """The shared HTTP client, created on first use (on the running event loop)."""
         if self._client is None:
-            self._client = build_client(self.settings.http_timeout_s, self._transport)
+            self._client = build_client(self.settings.http_timeout_s, self.transport)
         return self._client
 
     @property
@@ -100,6 +117,8 @@ class GenerationService:
 
     def spec(self, name: str) -> ProviderSpec:
         return self.specs.get(name) or get_spec(name)
+
+    # --- keys and adapters -------------------------------------------------------------------------
 
     def is_configured(
         self, name: str, keys: Mapping[str, SecretStr] | None = None, *, server_keys: bool = True
@@ -127,8 +146,10 @@ class GenerationService:
                 if server_keys
                 else f"{spec.label} needs your own API key on this shared page: enter it under Keys ({spec.key_env})."
             )
-        http = HttpClient(self.client, provider=spec.name, label=spec.label, key_env=spec.key_env, sleep=self._sleep)
+        http = HttpClient(self.client, provider=spec.name, label=spec.label, key_env=spec.key_env, sleep=self.sleep)
         return spec.factory(config, http)
+
+    # --- plan, run, resume ---------------------------------------------------------------------------
 
     def plan(
         self,
@@ -138,25 +159,42 @@ class GenerationService:
         *,
         server_keys: bool = True,
         vary_seed: bool = False,
-    ) -> list[PlannedJob]:
-        """Check every target before anything is sent; raise the first problem found.
+    ) -> Plan:
+        """Check every target before anything is sent: each is accepted (ready to submit) or refused.
 
         ``vary_seed`` gives target i the seed ``request.seed + i`` instead of one seed for all.
         """
         if not targets:
             raise ConfigError("No provider chosen: pick at least one provider and model.")
-        plans = []
-        for i, (name, model) in enumerate(dict.fromkeys(targets)):
-            spec = self.spec(name)
-            job_request = request.with_model(model)
-            if vary_seed and request.seed is not None:
-                job_request = job_request.model_copy(update={"seed": (request.seed + i) % 2**32})
-            notes = check_request(spec.label, spec.capabilities, job_request, can_host=self.input_host is not None)
-            self._check_reachable(spec, job_request)
-            provider = self.provider(name, keys, server_keys=server_keys)
-            visitor_key = spec.key_env in (keys or {})
-            plans.append(PlannedJob(spec, provider, job_request, notes, self._callback_url(spec, visitor_key)))
-        return plans
+        jobs, refused = [], []
+        for i, target in enumerate(dict.fromkeys(targets)):
+            try:
+                jobs.append(self._planned(request, target, i, keys, server_keys=server_keys, vary_seed=vary_seed))
+            except PlaygroundError as exc:
+                refused.append(Refusal(target, exc))
+        return Plan(request, tuple(jobs), tuple(refused))
+
+    def _planned(
+        self,
+        request: GenerationRequest,
+        target: Target,
+        index: int,
+        keys: Mapping[str, SecretStr] | None,
+        *,
+        server_keys: bool,
+        vary_seed: bool,
+    ) -> PlannedJob:
+        name, model = target
+        spec = self.spec(name)
+        job_request = request.with_model(model)
+        if vary_seed and request.seed is not None:
+            job_request = job_request.model_copy(update={"seed": (request.seed + index) % 2**32})
+        serving = [s.label for s in self.specs.values() if s.serves(model)]
+        notes = check_request(spec, job_request, can_host=self.input_host is not None, served_by=serving)
+        self._check_reachable(spec, job_request)
+        provider = self.provider(name, keys, server_keys=server_keys)
+        visitor_key = spec.key_env in (keys or {})
+        return PlannedJob(spec, provider, job_request, notes, self._callback_url(spec, visitor_key))
 
     def _check_reachable(self, spec: ProviderSpec, request: GenerationRequest) -> None:
         """Refuse an input URL on a private or local address, which a hosted provider cannot reach.
@@ -183,29 +221,26 @@ class GenerationService:
 
     async def run(
         self,
-        request: GenerationRequest,
-        targets: Sequence[Target],
+        plan: Plan,
         *,
-        keys: Mapping[str, SecretStr] | None = None,
-        server_keys: bool = True,
-        vary_seed: bool = False,
         timeout_s: float | None = None,
         out_dir: Path | None = None,
         owner: str | None = None,
-    ) -> AsyncIterator[JobEvent]:
-        """Run every target in parallel; yield each job's events as they happen.
+    ) -> Events:
+        """Run the plan's accepted jobs in parallel; yield each job's events as they happen.
 
-        Every check runs before the first request is sent, so a bad target sends nothing at all.
-        ``owner`` (an opaque browser id) is kept with the run in history.
+        Refused targets are the caller's to show: nothing is sent for them. ``owner`` (an opaque browser id)
+        is kept with the run in history.
         """
-        plans = self.plan(request, targets, keys, server_keys=server_keys, vary_seed=vary_seed)
-        run = Run(self, uuid.uuid4().hex[:12], timeout_s, out_dir)
+        if not plan.jobs:
+            return
+        run = self._new_run(uuid.uuid4().hex[:12], timeout_s, out_dir)
         if self.history is not None:
-            kind = "edit" if request.is_edit else "generate"
-            targets_run = [(p.spec.name, p.request.model) for p in plans]
-            self.history.start_run(run.run_id, request, targets_run, kind=kind, owner=owner)
-        async for event in run.stream([run.job(plan) for plan in plans]):
-            yield event
+            kind = "edit" if plan.request.is_edit else "generate"
+            await self.history.start_run(run.run_id, plan.request, plan.targets, kind=kind, owner=owner)
+        async with contextlib.aclosing(run.stream([run.job(job) for job in plan.jobs])) as events:
+            async for event in events:  # closing this stream (Stop) stops the jobs at once, as 'stopped'
+                yield event
 
     async def resume(
         self,
@@ -216,19 +251,20 @@ class GenerationService:
         server_keys: bool = True,
         timeout_s: float | None = None,
         out_dir: Path | None = None,
-    ) -> AsyncIterator[JobEvent]:
+    ) -> Events:
         """Wait again for jobs already submitted (by task id), in parallel; nothing is submitted again.
 
-        ``keys`` and ``server_keys`` choose the key as for :meth:`run`: a job is read with the key it was sent with.
+        ``keys`` and ``server_keys`` choose the key as for :meth:`plan`: a job is read with the key it was sent with.
         """
         refs = [jobs] if isinstance(jobs, JobRef) else list(jobs)
-        run = Run(self, run_id or uuid.uuid4().hex[:12], timeout_s, out_dir)
+        run = self._new_run(run_id or uuid.uuid4().hex[:12], timeout_s, out_dir)
         waits = [
             run.resume_job(self.spec(ref.provider), self.provider(ref.provider, keys, server_keys=server_keys), ref)
             for ref in refs
         ]
-        async for event in run.stream(waits):
-            yield event
+        async with contextlib.aclosing(run.stream(waits)) as events:
+            async for event in events:
+                yield event
 
     async def resume_unfinished(self) -> int:
         """After a restart: wait again for every job history says was submitted and not finished.
@@ -237,19 +273,44 @@ class GenerationService:
         """
         if self.history is None:
             return 0
-        self.history.abandon_unsubmitted(ABANDONED)
+        await self.history.abandon_unsubmitted(ABANDONED)
         runs: dict[str, list[JobRef]] = {}
-        for stored in self.history.unfinished_jobs():
+        for stored in await self.history.unfinished_jobs():
             ref = stored.ref()
             if ref is not None:
                 runs.setdefault(stored.run_id, []).append(ref)
         await asyncio.gather(*(_drain(self.resume(refs, run_id=run_id)) for run_id, refs in runs.items()))
         return sum(len(refs) for refs in runs.values())
 
-    def poll_schedule(self, spec: ProviderSpec) -> PollSchedule:
-        """The provider's documented schedule, unless PLAYGROUND_POLL_INTERVAL_S overrides it."""
+    def _new_run(self, run_id: str, timeout_s: float | None, out_dir: Path | None) -> Run:
+        context = RunContext(
+            client=self.client,
+            clock=self.clock,
+            sleep=self.sleep,
+            inbox=self.inbox,
+            record=self.keep,
+            hosting=self.hosted,
+            schedule=self.schedule,
+            price=self.price,
+            callbacks=self.callbacks_enabled,
+        )
+        return Run(
+            context,
+            run_id,
+            timeout_s=timeout_s or self.settings.job_timeout_s,
+            out_dir=out_dir or self.settings.out_dir,
+        )
+
+    # --- what a run uses -----------------------------------------------------------------------------
+
+    def schedule(self, spec: ProviderSpec, model: str) -> Schedule:
+        """When to read a job's status: the provider's documented schedule, or PLAYGROUND_POLL_INTERVAL_S."""
         fixed = self.settings.poll_interval_s
-        return PollSchedule(fixed, fixed) if fixed else spec.poll
+        return FixedSchedule(fixed, fixed) if fixed else FixedSchedule(spec.poll.first_s, spec.poll.interval_s)
+
+    def price(self, spec: ProviderSpec, model: str) -> Price | None:
+        """The price of one image of ``model`` on ``spec``, with its source."""
+        return spec.prices.get(model)
 
     def hosted(self, spec: ProviderSpec, request: GenerationRequest) -> GenerationRequest:
         """The request with a local input replaced by a hosted URL, for providers that need a URL."""
@@ -257,14 +318,16 @@ class GenerationService:
             return request
         return request.model_copy(update={"image": self.input_host.publish(request.image)})
 
-    def keep(self, event: JobEvent) -> None:
+    async def keep(self, event: JobEvent) -> None:
         """Record an event in history; a history failure is logged, never fatal to the job."""
         if self.history is None:
             return
         try:
-            self.history.record(event)
+            await self.history.record(event)
         except Exception:
             log.exception("could not record %s event for %s in history", event.state, event.key)
+
+    # --- callbacks in --------------------------------------------------------------------------------
 
     def deliver_callback(self, name: str, headers: Mapping[str, str], body: bytes) -> tuple[int, str]:
         """Handle one webhook delivery: (HTTP status to answer, short reason). Thread-safe and fast."""
@@ -291,7 +354,22 @@ class GenerationService:
         return 200, "ok" if update.status is not None else "will confirm with a status read"
 
 
-async def _drain(events: AsyncIterator[JobEvent]) -> None:
+def provider_config(spec: ProviderSpec, settings: Settings, key: SecretStr | None = None) -> ProviderConfig:
+    """Where and as whom to reach ``spec``: base URL from settings, key from ``key`` or settings."""
+    extra = {name: settings.value(name, default) for name, default in spec.extra_env.items()}
+    secrets = {name: secret for name in spec.extra_env if (secret := settings.secret(name)) is not None}
+    return ProviderConfig(
+        name=spec.name,
+        label=spec.label,
+        base_url=settings.value(spec.base_url_env, spec.default_base_url),
+        api_key=key or settings.secret(spec.key_env),
+        key_env=spec.key_env,
+        extra=extra,
+        secrets=secrets,
+    )
+
+
+async def _drain(events: Events) -> None:
     """Consume a stream whose events matter only to history (recorded as they pass)."""
     try:
         async for event in events:

@@ -9,9 +9,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from playground.errors import ConfigError
+from playground.providers import env_names
 
 _SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD")
-_PREFIXES = ("KIE_", "FLUXAPI_", "RUNAPI_", "RUNFLOW_", "APIXO_", "BFL_", "FAL_", "REPLICATE_")
 
 
 def is_secret_name(name: str) -> bool:
@@ -45,10 +45,14 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read settings from environment variables; blank values count as unset."""
+        """Read settings from environment variables; blank values count as unset.
+
+        Provider variables are exactly those the registered providers declare (key, base URL, extras).
+        """
         env = {k: v.strip() for k, v in (os.environ if environ is None else environ).items()}
         env = {k: v for k, v in env.items() if v}
-        provider_vars = {k: v for k, v in env.items() if k.startswith(_PREFIXES)}
+        declared = env_names()
+        provider_vars = {k: v for k, v in env.items() if k in declared}
         return cls(
             values={k: v for k, v in provider_vars.items() if not is_secret_name(k)},
             secrets={k: SecretStr(v) for k, v in provider_vars.items() if is_secret_name(k)},

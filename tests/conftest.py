@@ -12,6 +12,7 @@ from PIL import Image
 from starlette.applications import Starlette
 
 from playground.models import GenerationRequest, JobEvent
+from playground.providers import env_names
 from playground.sandbox.core import SandboxState
 from playground.sandbox.server import LoopbackServer, SandboxServer, sandbox_settings
 from playground.service import GenerationService
@@ -23,25 +24,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 TEST_KEY = "test-key"
-PROVIDER_PREFIXES = (
-    "KIE_",
-    "FLUXAPI_",
-    "RUNAPI_",
-    "RUNFLOW_",
-    "APIXO_",
-    "BFL_",
-    "FAL_",
-    "REPLICATE_",
-    "SANDBOX_",
-    "PLAYGROUND_",
-)
+OUR_PREFIXES = ("SANDBOX_", "PLAYGROUND_")
 
 
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Real keys or base URLs in the developer's shell must never reach a test."""
+    """Real keys or base URLs in the developer's shell must never reach a test (every variable a provider reads)."""
+    providers = env_names()
     for name in list(os.environ):
-        if name.startswith(PROVIDER_PREFIXES) or name == "PUBLIC_BASE_URL":
+        if name in providers or name.startswith(OUR_PREFIXES) or name == "PUBLIC_BASE_URL":
             monkeypatch.delenv(name, raising=False)
 
 
@@ -72,10 +63,17 @@ def png_bytes(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (2
     return out.getvalue()
 
 
+PLAN_OPTIONS = ("keys", "server_keys", "vary_seed")
+
+
 async def collect(
     service: GenerationService, request: GenerationRequest, targets: list[tuple[str, str]], **kw: object
 ) -> list[JobEvent]:
-    return [event async for event in service.run(request, targets, **kw)]  # type: ignore[arg-type]
+    """Plan (every target must be accepted), run, and gather every event; ``kw`` go to plan() or run()."""
+    plan = service.plan(request, targets, **{k: v for k, v in kw.items() if k in PLAN_OPTIONS})  # type: ignore[arg-type]
+    plan.raise_first()
+    options = {k: v for k, v in kw.items() if k not in PLAN_OPTIONS}
+    return [event async for event in service.run(plan, **options)]  # type: ignore[arg-type]
 
 
 def final(events: list[JobEvent], provider: str, model: str = "flux-kontext-pro") -> JobEvent:

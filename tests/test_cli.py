@@ -187,7 +187,9 @@ def test_sandbox_edits_work_with_a_local_png_and_with_a_url_for_every_provider(
         code, lines, err = run(argv, settings, capsys)
         assert code == 0, err or lines[-1]
         with Image.open(lines[-1]["files"][0]) as img:
-            if provider == "apixo":  # its documented default ratio, 16:9, applies to edits too [seed003]
+            if (
+                provider == "apixo"
+            ):  # its documented default ratio, 16:9, applies to edits too [docs/providers.md, APIXO]
                 assert (img.width, img.height) == (768, 432)
             else:
                 assert (img.height > img.width) == tall  # the edit kept the input's ratio: the input reached it

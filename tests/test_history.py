@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import hashlib
 import io
@@ -18,7 +19,8 @@ from typing import Any
 import pytest
 
 from playground.errors import ConfigError, InvalidInputError
-from playground.history import SCHEMA_VERSION, HistoryStore
+from playground.history import SqliteHistory
+from playground.history.sqlite_schema import SCHEMA_VERSION
 from playground.history_cli import add_history_commands, run_history_command
 from playground.images import image_from_bytes
 from playground.models import GenerationRequest, InputImage, JobEvent, JobRef, JobResult, WireRequest
@@ -53,8 +55,8 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(data_dir: Path) -> Iterator[HistoryStore]:
-    opened = HistoryStore.open(data_dir, clock=Ticker())
+def store(data_dir: Path) -> Iterator[SqliteHistory]:
+    opened = SqliteHistory.open(data_dir, clock=Ticker())
     yield opened
     opened.close()
 
@@ -88,13 +90,13 @@ def result(sent: WireRequest = SENT) -> JobResult:
     )
 
 
-def succeed(store: HistoryStore, run_id: str, provider: str = "kie", model: str = "flux-kontext-pro") -> None:
-    store.record(event("running", run_id=run_id, provider=provider, model=model, task_id=f"{run_id}-{provider}"))
-    store.record(event("succeeded", run_id=run_id, provider=provider, model=model, result=result()))
+async def succeed(store: SqliteHistory, run_id: str, provider: str = "kie", model: str = "flux-kontext-pro") -> None:
+    await store.record(event("running", run_id=run_id, provider=provider, model=model, task_id=f"{run_id}-{provider}"))
+    await store.record(event("succeeded", run_id=run_id, provider=provider, model=model, result=result()))
 
 
-def fail(store: HistoryStore, run_id: str, provider: str = "kie", model: str = "flux-kontext-pro") -> None:
-    store.record(
+async def fail(store: SqliteHistory, run_id: str, provider: str = "kie", model: str = "flux-kontext-pro") -> None:
+    await store.record(
         event(
             "failed",
             run_id=run_id,
@@ -110,14 +112,14 @@ def fail(store: HistoryStore, run_id: str, provider: str = "kie", model: str = "
 # --- lifecycle ---------------------------------------------------------------------------------------
 
 
-def test_a_run_is_kept_with_its_request_jobs_results_errors_and_every_state_change(data_dir):
-    store = HistoryStore.open(data_dir, clock=Ticker())
-    store.start_run("run1", FOX, [("kie", "flux-kontext-pro"), ("fal", "flux-kontext-max")])
-    store.record(event("queued", notes=("KIE ignores the seed.",)))
-    store.record(event("running", task_id="t-1", sent=SENT, urls={"status": "https://api.example/t-1"}))
-    store.record(event("running", task_id="t-1", sent=SENT, message="running 2.0 s"))
-    store.record(event("succeeded", task_id="t-1", sent=SENT, result=result()))
-    store.record(
+async def test_a_run_is_kept_with_its_request_jobs_results_errors_and_every_state_change(data_dir):
+    store = SqliteHistory.open(data_dir, clock=Ticker())
+    await store.start_run("run1", FOX, [("kie", "flux-kontext-pro"), ("fal", "flux-kontext-max")])
+    await store.record(event("queued", notes=("KIE ignores the seed.",)))
+    await store.record(event("running", task_id="t-1", sent=SENT, urls={"status": "https://api.example/t-1"}))
+    await store.record(event("running", task_id="t-1", sent=SENT, message="running 2.0 s"))
+    await store.record(event("succeeded", task_id="t-1", sent=SENT, result=result()))
+    await store.record(
         event(
             "failed",
             provider="fal",
@@ -130,7 +132,7 @@ def test_a_run_is_kept_with_its_request_jobs_results_errors_and_every_state_chan
     )
     store.close()
 
-    run = HistoryStore.open(data_dir).get_run("run1")  # a new process sees everything
+    run = await SqliteHistory.open(data_dir).get_run("run1")  # a new process sees everything
 
     assert run is not None and run.kind == "generate" and run.outcome == "mixed"
     assert run.created_at == T0 + timedelta(seconds=1)
@@ -148,52 +150,52 @@ def test_a_run_is_kept_with_its_request_jobs_results_errors_and_every_state_chan
     assert fal.error == "fal refused the job on content grounds: nsfw."
 
 
-def test_a_local_input_is_kept_as_one_file_per_content_and_never_stored_inline(store, data_dir):
+async def test_a_local_input_is_kept_as_one_file_per_content_and_never_stored_inline(store, data_dir):
     content = png_bytes()
     request = GenerationRequest(prompt="make it blue", image=image_from_bytes(content, "cat.png"))
-    store.start_run("edit1", request, [("kie", "flux-kontext-pro")], kind="edit")
-    store.start_run("edit2", request, [("kie", "flux-kontext-pro")], kind="edit")
+    await store.start_run("edit1", request, [("kie", "flux-kontext-pro")], kind="edit")
+    await store.start_run("edit2", request, [("kie", "flux-kontext-pro")], kind="edit")
 
     copies = list((data_dir / "inputs").iterdir())
     assert [p.name for p in copies] == [f"{hashlib.sha256(content).hexdigest()}.png"]
     assert copies[0].read_bytes() == content
     raw = (data_dir / "history.sqlite3").read_bytes() + (data_dir / "history.sqlite3-wal").read_bytes()
     assert base64.b64encode(content)[:40] not in raw and content[:64] not in raw
-    run = store.get_run("edit2")
+    run = await store.get_run("edit2")
     assert run is not None and run.kind == "edit" and run.input_path == copies[0]
-    assert store.request_of("edit2") == request
+    assert await store.request_of("edit2") == request
 
 
-def test_a_url_input_is_stored_as_its_url_and_the_request_rebuilt_as_it_was(store, data_dir):
+async def test_a_url_input_is_stored_as_its_url_and_the_request_rebuilt_as_it_was(store, data_dir):
     request = FOX.model_copy(update={"image": InputImage(url="https://img.example/cat.jpg"), "guidance": 3.5})
-    store.start_run("r", request, [("kie", "flux-kontext-pro")], kind="edit")
+    await store.start_run("r", request, [("kie", "flux-kontext-pro")], kind="edit")
     assert not (data_dir / "inputs").exists()
-    assert store.request_of("r") == request
+    assert await store.request_of("r") == request
 
 
-def test_re_running_a_run_whose_input_copy_was_deleted_says_so(store, data_dir):
+async def test_re_running_a_run_whose_input_copy_was_deleted_says_so(store, data_dir):
     request = GenerationRequest(prompt="blue", image=image_from_bytes(png_bytes(), "cat.png"))
-    store.start_run("r", request, [("kie", "flux-kontext-pro")])
+    await store.start_run("r", request, [("kie", "flux-kontext-pro")])
     for copy in (data_dir / "inputs").iterdir():
         copy.unlink()
     with pytest.raises(InvalidInputError, match="input image of run r"):
-        store.request_of("r")
+        await store.request_of("r")
 
 
-def test_an_unknown_run_is_none_and_has_no_request(store):
-    assert store.get_run("nope") is None
+async def test_an_unknown_run_is_none_and_has_no_request(store):
+    assert await store.get_run("nope") is None
     with pytest.raises(KeyError):
-        store.request_of("nope")
+        await store.request_of("nope")
 
 
-def test_a_run_kind_other_than_generate_or_edit_is_refused(store):
+async def test_a_run_kind_other_than_generate_or_edit_is_refused(store):
     with pytest.raises(ValueError, match="'upscale'"):
-        store.start_run("r", FOX, [], kind="upscale")
+        await store.start_run("r", FOX, [], kind="upscale")
 
 
-def test_events_of_a_run_this_store_never_saw_start_are_kept_under_a_resume_run(store):
-    store.record(event("running", run_id="elsewhere", task_id="t-9"))
-    run = store.get_run("elsewhere")
+async def test_events_of_a_run_this_store_never_saw_start_are_kept_under_a_resume_run(store):
+    await store.record(event("running", run_id="elsewhere", task_id="t-9"))
+    run = await store.get_run("elsewhere")
     assert run is not None and run.kind == "resume" and run.request is None
     assert [job.task_id for job in run.jobs] == ["t-9"]
 
@@ -202,7 +204,7 @@ def test_events_of_a_run_this_store_never_saw_start_are_kept_under_a_resume_run(
 
 
 @pytest.fixture
-def seeded(store):
+async def seeded(store):
     runs = [
         ("a", "A red fox in snow", [("kie", "flux-kontext-pro")], succeed),
         ("b", "Un CAFÉ au lait", [("fal", "flux-kontext-max")], fail),
@@ -210,12 +212,12 @@ def seeded(store):
         ("d", "a blue fox", [("kie", "flux-kontext-max")], None),
     ]
     for i, (run_id, prompt, targets, finish) in enumerate(runs):
-        store.start_run(run_id, GenerationRequest(prompt=prompt), targets, created_at=T0 + timedelta(minutes=i))
+        await store.start_run(run_id, GenerationRequest(prompt=prompt), targets, created_at=T0 + timedelta(minutes=i))
         if finish is not None:
-            finish(store, run_id, *targets[0])
-    succeed(store, "c", "kie")
-    fail(store, "c", "fal", "flux-kontext-max")
-    store.record(event("running", run_id="d", model="flux-kontext-max", task_id="t-d"))
+            await finish(store, run_id, *targets[0])
+    await succeed(store, "c", "kie")
+    await fail(store, "c", "fal", "flux-kontext-max")
+    await store.record(event("running", run_id="d", model="flux-kontext-max", task_id="t-d"))
     return store
 
 
@@ -239,55 +241,59 @@ def seeded(store):
         ({"limit": 2, "offset": 2}, ["b", "a"]),
     ],
 )
-def test_runs_are_listed_newest_first_and_filtered(seeded, filters, expected):
-    assert [run.run_id for run in seeded.list_runs(**filters)] == expected
+async def test_runs_are_listed_newest_first_and_filtered(seeded, filters, expected):
+    assert [run.run_id for run in await seeded.list_runs(**filters)] == expected
 
 
-def test_a_summary_names_each_job_with_its_state_and_the_total_cost(seeded):
-    (mixed,) = seeded.list_runs(outcome="mixed")
+async def test_a_summary_names_each_job_with_its_state_and_the_total_cost(seeded):
+    (mixed,) = await seeded.list_runs(outcome="mixed")
     assert mixed.job_states == (("fal", "flux-kontext-max", "failed"), ("kie", "flux-kontext-pro", "succeeded"))
     assert mixed.cost_usd == 0.025 and mixed.prompt == "100% cotton shirt"
 
 
-def test_an_unknown_outcome_is_refused(store):
+async def test_an_unknown_outcome_is_refused(store):
     with pytest.raises(ValueError, match="'done'"):
-        store.list_runs(outcome="done")
+        await store.list_runs(outcome="done")
 
 
 # --- resumable jobs, duplicates ----------------------------------------------------------------------
 
 
-def test_unfinished_jobs_are_the_submitted_ones_without_a_terminal_state(data_dir):
-    store = HistoryStore.open(data_dir)
-    store.start_run("r", FOX, [("kie", "flux-kontext-pro"), ("fal", "flux-kontext-pro"), ("bfl", "flux-kontext-max")])
-    store.record(event("running", task_id="t-kie", urls={"status": "https://api.example/s"}))
-    succeed(store, "r", "fal")
+async def test_unfinished_jobs_are_the_submitted_ones_without_a_terminal_state(data_dir):
+    store = SqliteHistory.open(data_dir)
+    await store.start_run(
+        "r", FOX, [("kie", "flux-kontext-pro"), ("fal", "flux-kontext-pro"), ("bfl", "flux-kontext-max")]
+    )
+    await store.record(event("running", task_id="t-kie", urls={"status": "https://api.example/s"}))
+    await succeed(store, "r", "fal")
     store.close()  # bfl was never submitted: it has no task id, so it can't be resumed (and is never resubmitted)
 
-    (job,) = HistoryStore.open(data_dir).unfinished_jobs()
+    (job,) = await SqliteHistory.open(data_dir).unfinished_jobs()
 
     assert job.ref() == JobRef(
         provider="kie", model="flux-kontext-pro", task_id="t-kie", urls={"status": "https://api.example/s"}
     )
 
 
-def test_a_duplicate_terminal_event_is_recorded_once(store):
-    store.start_run("run1", FOX, [("kie", "flux-kontext-pro")])
+async def test_a_duplicate_terminal_event_is_recorded_once(store):
+    await store.start_run("run1", FOX, [("kie", "flux-kontext-pro")])
     done = event("succeeded", task_id="t-1", result=result())
-    store.record(done)
-    store.record(done)
-    (job,) = store.get_run("run1").jobs
+    await store.record(done)
+    await store.record(done)
+    (job,) = (await store.get_run("run1")).jobs
     assert [c.state for c in job.changes] == ["queued", "succeeded"]
     assert job.updated_at == job.changes[-1].at
 
 
-def test_a_timed_out_job_resumed_to_success_keeps_its_whole_story(store):
-    store.start_run("run1", FOX, [("kie", "flux-kontext-pro")])
-    store.record(event("running", task_id="t-1", sent=SENT))
-    store.record(event("failed", task_id="t-1", error="KIE did not finish task t-1 within 300 s.", kind="deadline"))
-    store.record(event("running", task_id="t-1", message="submitted as t-1"))  # resumed: no sent, no notes
-    store.record(event("succeeded", task_id="t-1", result=result(WireRequest(method="GET", url="(resumed)"))))
-    run = store.get_run("run1")
+async def test_a_timed_out_job_resumed_to_success_keeps_its_whole_story(store):
+    await store.start_run("run1", FOX, [("kie", "flux-kontext-pro")])
+    await store.record(event("running", task_id="t-1", sent=SENT))
+    await store.record(
+        event("failed", task_id="t-1", error="KIE did not finish task t-1 within 300 s.", kind="deadline")
+    )
+    await store.record(event("running", task_id="t-1", message="submitted as t-1"))  # resumed: no sent, no notes
+    await store.record(event("succeeded", task_id="t-1", result=result(WireRequest(method="GET", url="(resumed)"))))
+    run = await store.get_run("run1")
     (job,) = run.jobs
     assert [c.state for c in job.changes] == ["queued", "running", "failed", "running", "succeeded"]
     assert job.error is None and job.error_kind is None and job.sent == SENT
@@ -303,44 +309,46 @@ def break_state_inserts(data_dir: Path) -> None:
         db.execute("CREATE TRIGGER broken BEFORE INSERT ON job_states BEGIN SELECT RAISE(ABORT, 'disk full'); END")
 
 
-def test_a_failure_in_the_middle_of_recording_an_event_leaves_the_job_as_it_was(store, data_dir):
-    store.start_run("run1", FOX, [("kie", "flux-kontext-pro")])
+async def test_a_failure_in_the_middle_of_recording_an_event_leaves_the_job_as_it_was(store, data_dir):
+    await store.start_run("run1", FOX, [("kie", "flux-kontext-pro")])
     break_state_inserts(data_dir)
     with pytest.raises(sqlite3.DatabaseError, match="disk full"):
-        store.record(event("succeeded", task_id="t-1", result=result()))
-    (job,) = store.get_run("run1").jobs
+        await store.record(event("succeeded", task_id="t-1", result=result()))
+    (job,) = (await store.get_run("run1")).jobs
     assert (job.state, job.task_id, job.result_path) == ("queued", None, None)
     with sqlite3.connect(data_dir / "history.sqlite3") as db:
         db.execute("DROP TRIGGER broken")
-    store.record(event("succeeded", task_id="t-1", result=result()))  # the store is still usable
-    assert store.get_run("run1").jobs[0].state == "succeeded"
+    await store.record(event("succeeded", task_id="t-1", result=result()))  # the store is still usable
+    assert (await store.get_run("run1")).jobs[0].state == "succeeded"
 
 
-def test_a_failure_in_the_middle_of_starting_a_run_leaves_no_run(store, data_dir):
+async def test_a_failure_in_the_middle_of_starting_a_run_leaves_no_run(store, data_dir):
     break_state_inserts(data_dir)
     with pytest.raises(sqlite3.DatabaseError):
-        store.start_run("run1", FOX, [("kie", "flux-kontext-pro")])
-    assert store.get_run("run1") is None and store.list_runs() == []
+        await store.start_run("run1", FOX, [("kie", "flux-kontext-pro")])
+    assert await store.get_run("run1") is None and await store.list_runs() == []
     with sqlite3.connect(data_dir / "history.sqlite3") as db:
         assert db.execute("SELECT COUNT(*) FROM jobs").fetchone() == (0,)
 
 
-def test_a_store_opened_on_one_thread_is_usable_from_worker_threads(store):
-    store.start_run("run1", FOX, [("kie", "flux-kontext-pro"), ("fal", "flux-kontext-pro")])
-    errors: list[BaseException] = []
+async def test_writes_from_many_tasks_at_once_all_land(store):
+    await store.start_run("run1", FOX, [("kie", "flux-kontext-pro"), ("fal", "flux-kontext-pro")])
+    await asyncio.gather(*(succeed(store, "run1", provider) for provider in ("kie", "fal")))
+    assert (await store.get_run("run1")).outcome == "succeeded"
 
-    def work(provider: str) -> None:
-        try:
-            succeed(store, "run1", provider)
-        except BaseException as exc:  # reported below, on the test's thread
-            errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(p,)) for p in ("kie", "fal")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == [] and store.get_run("run1").outcome == "succeeded"
+async def test_the_store_never_runs_on_the_event_loops_thread(store):
+    loop_thread = threading.get_ident()
+    seen: list[int] = []
+    original = store._runs
+
+    def spy(**filters):
+        seen.append(threading.get_ident())
+        return original(**filters)
+
+    store._runs = spy
+    await store.list_runs()
+    assert seen and loop_thread not in seen
 
 
 # --- schema versions ---------------------------------------------------------------------------------
@@ -385,17 +393,17 @@ def write_v1(data_dir: Path) -> None:
     db.close()
 
 
-def test_a_version_1_history_is_migrated_to_the_current_version_without_losing_rows(data_dir):
+async def test_a_version_1_history_is_migrated_to_the_current_version_without_losing_rows(data_dir):
     write_v1(data_dir)
 
-    store = HistoryStore.open(data_dir)
+    store = SqliteHistory.open(data_dir)
 
     with sqlite3.connect(data_dir / "history.sqlite3") as db:
         assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
         assert db.execute("SELECT COUNT(*) FROM job_states").fetchone() == (2,)
-    assert [run.run_id for run in store.list_runs()] == ["old1", "old0"]
-    assert [run.run_id for run in store.list_runs(query="FOX")] == ["old0"]  # the prompt was carried over
-    old = store.get_run("old0")
+    assert [run.run_id for run in await store.list_runs()] == ["old1", "old0"]
+    assert [run.run_id for run in await store.list_runs(query="FOX")] == ["old0"]  # the prompt was carried over
+    old = await store.get_run("old0")
     assert old is not None
     (job,) = old.jobs
     assert (job.state, job.latency_s, job.result_path, job.sent, job.urls) == (
@@ -405,8 +413,8 @@ def test_a_version_1_history_is_migrated_to_the_current_version_without_losing_r
         SENT,
         {},
     )
-    assert [j.task_id for j in store.unfinished_jobs()] == ["t1"]
-    assert store.request_of("old1").prompt == "old owl"
+    assert [j.task_id for j in await store.unfinished_jobs()] == ["t1"]
+    assert (await store.request_of("old1")).prompt == "old owl"
 
 
 def test_a_new_history_is_created_at_the_current_version_in_wal_mode(store, data_dir):
@@ -420,20 +428,20 @@ def test_a_history_written_by_a_newer_playground_is_refused_untouched(data_dir):
     with sqlite3.connect(data_dir / "history.sqlite3") as db:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(ConfigError, match="newer than this playground"):
-        HistoryStore.open(data_dir)
+        SqliteHistory.open(data_dir)
 
 
 # --- the service writes here -------------------------------------------------------------------------
 
 
 async def test_a_sandbox_run_through_the_service_lands_in_the_history(settings: Settings, data_dir: Path) -> None:
-    store = HistoryStore.open(data_dir)
+    store = SqliteHistory.open(data_dir)
     service = GenerationService(settings, history=store)
     try:
-        events = [e async for e in service.run(FOX, [("kie", "flux-kontext-pro")])]
+        events = [e async for e in service.run(service.plan(FOX, [("kie", "flux-kontext-pro")]))]
     finally:
         await service.aclose()
-    run, kept = store.get_run(events[-1].run_id), events[-1].result
+    run, kept = await store.get_run(events[-1].run_id), events[-1].result
     store.close()
     assert run is not None and run.outcome == "succeeded" and run.prompt == FOX.prompt
     (job,) = run.jobs
@@ -445,34 +453,34 @@ async def test_a_sandbox_run_through_the_service_lands_in_the_history(settings: 
 # --- the CLI -----------------------------------------------------------------------------------------
 
 
-def cli(argv: list[str], data_dir: Path) -> tuple[int, str, str]:
+async def cli(argv: list[str], data_dir: Path) -> tuple[int, str, str]:
     root = argparse.ArgumentParser()
     add_history_commands(root.add_subparsers(dest="command", required=True))
     out, err = io.StringIO(), io.StringIO()
-    code = run_history_command(root.parse_args(argv), Settings(data_dir=data_dir), out=out, err=err)
+    code = await run_history_command(root.parse_args(argv), Settings(data_dir=data_dir), out=out, err=err)
     return code, out.getvalue(), err.getvalue()
 
 
-def test_history_lists_runs_newest_first_with_each_job_state(seeded, data_dir):
-    code, out, _ = cli(["history"], data_dir)
+async def test_history_lists_runs_newest_first_with_each_job_state(seeded, data_dir):
+    code, out, _ = await cli(["history"], data_dir)
     assert code == 0
     heads = [line.split()[3] for line in out.splitlines() if not line.startswith(" ")]
     assert heads == ["d", "c", "b", "a"]
     assert "fal max failed, kie pro succeeded; $0.025" in out
 
 
-def test_history_json_applies_the_filters(seeded, data_dir):
-    code, out, _ = cli(["history", "--provider", "kie", "--outcome", "mixed", "--json"], data_dir)
+async def test_history_json_applies_the_filters(seeded, data_dir):
+    code, out, _ = await cli(["history", "--provider", "kie", "--outcome", "mixed", "--json"], data_dir)
     assert code == 0
     assert [run["run_id"] for run in json.loads(out)] == ["c"]
 
 
-def test_history_says_so_when_no_run_matches(seeded, data_dir):
-    assert cli(["history", "--query", "wolf"], data_dir)[1] == "No run matches these filters.\n"
+async def test_history_says_so_when_no_run_matches(seeded, data_dir):
+    assert (await cli(["history", "--query", "wolf"], data_dir))[1] == "No run matches these filters.\n"
 
 
-def test_history_show_prints_the_request_jobs_errors_and_state_changes(seeded, data_dir):
-    code, out, _ = cli(["history", "show", "c"], data_dir)
+async def test_history_show_prints_the_request_jobs_errors_and_state_changes(seeded, data_dir):
+    code, out, _ = await cli(["history", "show", "c"], data_dir)
     assert code == 0
     assert "run c: generate, mixed" in out and "prompt: 100% cotton shirt" in out
     assert "- kie flux-kontext-pro: succeeded, task c-kie, 12.5 s, $0.025 (kie pricing page)" in out
@@ -483,8 +491,8 @@ def test_history_show_prints_the_request_jobs_errors_and_state_changes(seeded, d
 
 
 @pytest.mark.parametrize("argv", [["history", "show", "c", "--json"], ["history", "--json", "show", "c"]])
-def test_history_show_json_is_the_whole_run(seeded, data_dir, argv):
-    code, out, _ = cli(argv, data_dir)
+async def test_history_show_json_is_the_whole_run(seeded, data_dir, argv):
+    code, out, _ = await cli(argv, data_dir)
     run = json.loads(out)
     assert code == 0 and run["run_id"] == "c" and run["outcome"] == "mixed"
     assert [[c["state"] for c in job["changes"]] for job in run["jobs"]] == [
@@ -493,19 +501,23 @@ def test_history_show_json_is_the_whole_run(seeded, data_dir, argv):
     ]
 
 
-def test_history_show_of_an_unknown_run_exits_2_with_one_sentence(store, data_dir):
-    code, out, err = cli(["history", "show", "nope"], data_dir)
+async def test_history_show_of_an_unknown_run_exits_2_with_one_sentence(store, data_dir):
+    code, out, err = await cli(["history", "show", "nope"], data_dir)
     assert code == 2 and out == ""
     assert err.startswith("error: run nope is not in the history") and len(err.strip().splitlines()) == 1
 
 
-def test_runs_can_be_listed_for_one_owner_only(tmp_path):
-    from playground.history import HistoryStore as Store
+async def test_runs_can_be_listed_for_one_owner_only(tmp_path):
+    from playground.history import SqliteHistory as Store
     from playground.models import GenerationRequest as Request
 
     store = Store.open(tmp_path)
-    store.start_run("mine", Request(prompt="my fox"), [("kie", "flux-kontext-pro")], kind="generate", owner="browser-a")
-    store.start_run("theirs", Request(prompt="their fox"), [("kie", "flux-kontext-pro")], kind="generate", owner="b")
-    assert [r.run_id for r in store.list_runs(owner="browser-a")] == ["mine"]
-    assert {r.run_id for r in store.list_runs()} == {"mine", "theirs"}
+    await store.start_run(
+        "mine", Request(prompt="my fox"), [("kie", "flux-kontext-pro")], kind="generate", owner="browser-a"
+    )
+    await store.start_run(
+        "theirs", Request(prompt="their fox"), [("kie", "flux-kontext-pro")], kind="generate", owner="b"
+    )
+    assert [r.run_id for r in await store.list_runs(owner="browser-a")] == ["mine"]
+    assert {r.run_id for r in await store.list_runs()} == {"mine", "theirs"}
     store.close()

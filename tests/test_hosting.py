@@ -30,7 +30,7 @@ def test_published_inputs_get_unguessable_urls_that_expire():
 async def test_a_local_file_for_a_provider_without_upload_is_refused_without_hosting(service, sandbox):
     request = GenerationRequest(prompt="blue", image=image_from_bytes(png_bytes(), "cat.png"))
     with pytest.raises(UnsupportedParameterError, match="set PUBLIC_BASE_URL"):
-        service.plan(request, [("fluxapi", "flux-kontext-pro")])
+        service.plan(request, [("fluxapi", "flux-kontext-pro")]).raise_first()
     assert sandbox.state.count() == 0
 
 

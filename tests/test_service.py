@@ -94,32 +94,33 @@ async def test_one_unreadable_status_answer_is_tolerated(service, sandbox):
 
 async def test_plan_rejects_everything_before_sending_anything(service, sandbox):
     with pytest.raises(UnsupportedParameterError, match="aspect ratio 5:4"):
-        service.plan(GenerationRequest(prompt="x", aspect_ratio="5:4"), [("kie", "flux-kontext-pro")])
+        service.plan(GenerationRequest(prompt="x", aspect_ratio="5:4"), [("kie", "flux-kontext-pro")]).raise_first()
+    plan = service.plan(FOX, [("kie", "flux-kontext-pro"), ("nope", "flux-kontext-pro")])
+    assert plan.targets == [("kie", "flux-kontext-pro")]
+    (refused,) = plan.refused
+    assert refused.target == ("nope", "flux-kontext-pro") and "Unknown provider 'nope'" in refused.reason
     with pytest.raises(ConfigError, match="Unknown provider 'nope'"):
-        service.plan(FOX, [("kie", "flux-kontext-pro"), ("nope", "flux-kontext-pro")])
+        plan.raise_first()
     assert sandbox.state.count() == 0
 
 
 async def test_a_missing_key_names_the_variable_to_set(settings):
     bare = settings.model_copy(update={"secrets": {}, "sandbox": False})
     with pytest.raises(ConfigError, match="set KIE_API_KEY"):
-        GenerationService(bare).plan(FOX, [("kie", "flux-kontext-pro")])
+        GenerationService(bare).plan(FOX, [("kie", "flux-kontext-pro")]).raise_first()
 
 
 async def test_server_keys_can_be_refused_and_a_visitor_key_used_instead(settings, sandbox):
     real = settings.model_copy(update={"sandbox": False})
     service = GenerationService(real)
     with pytest.raises(ConfigError, match="your own API key"):
-        service.plan(FOX, [("kie", "flux-kontext-pro")], server_keys=False)
+        service.plan(FOX, [("kie", "flux-kontext-pro")], server_keys=False).raise_first()
     from pydantic import SecretStr
 
     sandbox.state.keys["kie"] = "visitor-key"
-    events = [
-        e
-        async for e in service.run(
-            FOX, [("kie", "flux-kontext-pro")], keys={"KIE_API_KEY": SecretStr("visitor-key")}, server_keys=False
-        )
-    ]
+    events = await collect(
+        service, FOX, [("kie", "flux-kontext-pro")], keys={"KIE_API_KEY": SecretStr("visitor-key")}, server_keys=False
+    )
     assert final(events, "kie").state == "succeeded"
     await service.aclose()
     assert TEST_KEY != "visitor-key"
@@ -131,7 +132,7 @@ async def test_resume_reads_with_the_visitors_key_when_server_keys_are_refused(s
     service = GenerationService(settings.model_copy(update={"sandbox": False}))
     sandbox.state.keys["kie"] = "visitor-key"
     visitor = {"KIE_API_KEY": SecretStr("visitor-key")}
-    events = [e async for e in service.run(FOX, [("kie", "flux-kontext-pro")], keys=visitor, server_keys=False)]
+    events = await collect(service, FOX, [("kie", "flux-kontext-pro")], keys=visitor, server_keys=False)
     job = JobRef(provider="kie", model="flux-kontext-pro", task_id=final(events, "kie").task_id)
     with pytest.raises(ConfigError, match="your own API key"):
         [e async for e in service.resume(job, server_keys=False)]
@@ -146,49 +147,110 @@ async def test_vary_seed_gives_each_target_its_own_seed(service):
         GenerationRequest(prompt="x", seed=7),
         [("kie", "flux-kontext-pro"), ("fluxapi", "flux-kontext-pro")],
         vary_seed=True,
-    )
+    ).jobs
     assert [p.request.seed for p in plans] == [7, 8]
     assert plans[0].notes == ("seed ignored by KIE AI (its API has no seed)",)
 
 
+class Crashing:
+    """A history that stops writing once ``crash()`` is called: what a killed process leaves behind."""
+
+    def __init__(self, store):
+        self.store, self.crashed = store, False
+
+    def crash(self):
+        self.crashed = True
+
+    async def record(self, event):
+        if not self.crashed:
+            await self.store.record(event)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
 async def test_after_a_crash_unfinished_jobs_are_resumed_from_history_and_never_resubmitted(settings, sandbox):
-    from playground.history import HistoryStore
+    from playground.history import SqliteHistory
 
     sandbox.state.job_seconds = 0.8
     targets = [("kie", "flux-kontext-pro"), ("fluxapi", "flux-kontext-pro"), ("runapi", "flux-kontext-max")]
-    store = HistoryStore.open(settings.data_dir)
-    first = GenerationService(settings, history=store)
-    events = first.run(FOX, targets)
+    store = SqliteHistory.open(settings.data_dir)
+    history = Crashing(store)
+    first = GenerationService(settings, history=history)
+    events = first.run(first.plan(FOX, targets))
     submitted = set()
     async for event in events:  # "crash" once every job has its task id
         if event.task_id:
             submitted.add(event.key)
         if len(submitted) == len(targets):
+            history.crash()
             break
     await events.aclose()
     await first.aclose()
-    assert len(store.unfinished_jobs()) == 3
+    assert len(await store.unfinished_jobs()) == 3
 
     second = GenerationService(settings, history=store)
     assert await second.resume_unfinished() == 3
     await second.aclose()
-    assert store.unfinished_jobs() == []
-    [run] = store.list_runs()
+    assert await store.unfinished_jobs() == []
+    [run] = await store.list_runs()
     assert run.outcome == "succeeded"
     assert sandbox.state.count(stage="create") == 3
-    store.close()
+    await store.aclose()
+
+
+async def test_a_stopped_run_is_kept_as_stopped_with_its_task_ids_and_is_not_resumed_at_start(settings, sandbox):
+    from playground.history import SqliteHistory
+
+    sandbox.state.job_seconds = 5
+    store = SqliteHistory.open(settings.data_dir)
+    service = GenerationService(settings, history=store)
+    events = service.run(service.plan(FOX, [("kie", "flux-kontext-pro"), ("fluxapi", "flux-kontext-pro")]))
+    submitted = set()
+    async for event in events:
+        submitted |= {event.key} if event.task_id else set()
+        if len(submitted) == 2:
+            break
+    await events.aclose()  # what Stop does
+    [run] = await store.list_runs()
+    assert run.outcome == "stopped"
+    record = await store.get_run(run.run_id)
+    assert [job.state for job in record.jobs] == ["stopped", "stopped"]
+    assert all(job.task_id and job.is_resumable for job in record.jobs)
+    assert await service.resume_unfinished() == 0, "a run the visitor stopped is not resumed behind their back"
+    await service.aclose()
+    await store.aclose()
+
+
+async def test_a_create_on_its_way_when_the_run_is_stopped_still_keeps_its_task_id(settings, sandbox):
+    import asyncio
+
+    from playground.history import SqliteHistory
+
+    store = SqliteHistory.open(settings.data_dir)
+    service = GenerationService(settings, history=store)
+    events = service.run(service.plan(FOX, [("kie", "flux-kontext-pro")]))
+    assert (await anext(events)).state == "queued"  # the create is being sent now
+    await asyncio.sleep(0)
+    await events.aclose()
+    [run] = await store.list_runs()
+    [job] = (await store.get_run(run.run_id)).jobs
+    assert sandbox.state.count("kie", "create") == 1
+    assert job.state == "stopped" and job.task_id in sandbox.state.jobs, "the paid job can still be found"
+    await service.aclose()
+    await store.aclose()
 
 
 async def test_jobs_that_never_got_a_task_id_are_marked_failed_at_start(settings):
-    from playground.history import HistoryStore
+    from playground.history import SqliteHistory
 
-    store = HistoryStore.open(settings.data_dir)
-    store.start_run("r1", FOX, [("kie", "flux-kontext-pro")], kind="generate")
+    store = SqliteHistory.open(settings.data_dir)
+    await store.start_run("r1", FOX, [("kie", "flux-kontext-pro")], kind="generate")
     service = GenerationService(settings, history=store)
     assert await service.resume_unfinished() == 0
-    [job] = store.get_run("r1").jobs
+    [job] = (await store.get_run("r1")).jobs
     assert job.state == "failed" and "not tracked" in job.error
-    store.close()
+    await store.aclose()
 
 
 LOCAL_URLS = ["http://127.0.0.1:9/cat.png", "http://169.254.169.254/latest/meta-data", "http://localhost/cat.png"]
@@ -204,9 +266,9 @@ def test_a_private_input_url_for_a_hosted_provider_is_refused_before_anything_is
     real = Settings(secrets={"KIE_API_KEY": SecretStr("k")})  # the provider's own, public, base URL
     edit = GenerationRequest(prompt="make it snow", image=InputImage(url=url))
     with pytest.raises(InvalidInputError, match="private or local address .* KIE AI cannot reach"):
-        GenerationService(real).plan(edit, [("kie", "flux-kontext-pro")])
+        GenerationService(real).plan(edit, [("kie", "flux-kontext-pro")]).raise_first()
     public = edit.model_copy(update={"image": InputImage(url="https://example.com/cat.png")})
-    assert GenerationService(real).plan(public, [("kie", "flux-kontext-pro")])
+    assert GenerationService(real).plan(public, [("kie", "flux-kontext-pro")]).jobs
 
 
 def test_a_private_input_url_passes_when_allowed_or_when_the_provider_itself_is_local():
@@ -220,4 +282,34 @@ def test_a_private_input_url_passes_when_allowed_or_when_the_provider_itself_is_
     allowed = Settings(secrets=key, allow_private_urls=True)
     local_stand_in = Settings(secrets=key, values={"KIE_BASE_URL": "http://127.0.0.1:8901"})
     for settings in (allowed, local_stand_in, Settings(secrets=key, sandbox=True)):
-        assert GenerationService(settings).plan(edit, [("kie", "flux-kontext-pro")])
+        assert GenerationService(settings).plan(edit, [("kie", "flux-kontext-pro")]).jobs
+
+
+async def test_a_status_word_nobody_documented_is_shown_then_fails_the_job_after_three_reads_in_virtual_time(tmp_path):
+    import httpx
+    from pydantic import SecretStr
+
+    from playground.settings import Settings
+
+    now = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/generate"):
+            return httpx.Response(200, json={"code": 200, "msg": "success", "data": {"taskId": "t-42"}})
+        return httpx.Response(200, json={"code": 200, "msg": "success", "data": {"taskId": "t-42", "successFlag": 9}})
+
+    settings = Settings(secrets={"KIE_API_KEY": SecretStr("k")}, out_dir=tmp_path, data_dir=tmp_path)
+    service = GenerationService(
+        settings, transport=httpx.MockTransport(answer), sleep=sleep, clock=lambda: now[0]
+    )
+    events = await collect(service, FOX, [("kie", "flux-kontext-pro")])
+    await service.aclose()
+    notes = [e.message for e in events if "not in its documented list; still waiting" in e.message]
+    assert notes == ["KIE AI answered status 'successFlag 9', which is not in its documented list; still waiting."]
+    failed = final(events, "kie")
+    assert failed.state == "failed" and failed.kind == "job_failed" and failed.code == "unknown_status"
+    assert "t-42" in failed.error and "3 times in a row" in failed.error
+    assert now[0] == pytest.approx(2.0 + 3.0 + 3.0), "three documented-schedule reads, not the 300 s deadline"

@@ -1,103 +1,55 @@
-"""The history store: every run and job in one SQLite file, so results outlive URLs and processes.
+"""The SQLite history: every run and job in one file, so results outlive URLs and processes.
 
 One file, ``<data_dir>/history.sqlite3`` (WAL mode). A local input image is copied once to
 ``<data_dir>/inputs/<sha256>.<ext>`` and the stored request names that path, never the bytes.
 Each write is one transaction: a failure in the middle leaves nothing behind. The schema version is
 ``PRAGMA user_version``; ``MIGRATIONS`` takes an older file to the current version, in order.
+
+The API is async, as the History interface says; the work happens on one worker thread of the store's
+own, so the event loop never waits for the disk or for another process's lock.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from playground.errors import ConfigError, InvalidInputError
-from playground.history_schema import MIGRATIONS, RUNS_SQL, SCHEMA_VERSION, TERMINAL_SQL, UPSERT_JOB_SQL
+from playground.history.records import OUTCOMES, JobRecord, RunRecord, RunSummary, StateChange
+from playground.history.sqlite_schema import MIGRATIONS, RUNS_SQL, SCHEMA_VERSION, TERMINAL_SQL, UPSERT_JOB_SQL
 from playground.images import EXTENSIONS
-from playground.models import GenerationRequest, InputImage, JobEvent, JobRef, JobState, ModelId, WireRequest
+from playground.models import GenerationRequest, InputImage, JobEvent, WireRequest
 
 DB_NAME = "history.sqlite3"
 INPUTS_DIR = "inputs"
 BUSY_TIMEOUT_MS = 5_000  # another process writing: wait this long for the lock, then fail
-Outcome = Literal["succeeded", "failed", "mixed", "running"]
-OUTCOMES: tuple[Outcome, ...] = ("succeeded", "failed", "mixed", "running")
 Clock = Callable[[], datetime]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-class StateChange(BaseModel):
-    """One entry in a job's life: the state it entered, when (UTC), and what was said."""
+def in_worker(
+    method: Callable[Concatenate[SqliteHistory, P], R],
+) -> Callable[Concatenate[SqliteHistory, P], Coroutine[Any, Any, R]]:
+    """Make a store method async: it runs on the store's worker thread, off the event loop."""
 
-    model_config = ConfigDict(frozen=True)
+    @functools.wraps(method)
+    async def call(store: SqliteHistory, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        work = functools.partial(method, store, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(store._worker, work)
 
-    state: JobState
-    at: datetime
-    elapsed_s: float | None = None
-    message: str = ""
-
-
-class JobRecord(BaseModel):
-    """One (provider, model) job of a run, as stored."""
-
-    model_config = ConfigDict(frozen=True)
-
-    run_id: str
-    provider: str
-    model: ModelId
-    state: JobState
-    task_id: str | None = None
-    urls: dict[str, str] = Field(default_factory=dict)
-    created_at: datetime
-    updated_at: datetime
-    latency_s: float | None = None
-    cost_usd: float | None = None
-    cost_source: str | None = None
-    error: str | None = None
-    error_code: str | None = None
-    error_kind: str | None = None
-    result_url: str | None = None
-    result_path: str | None = None
-    sent: WireRequest | None = None
-    notes: tuple[str, ...] = ()
-    changes: tuple[StateChange, ...] = ()
-
-    def ref(self) -> JobRef | None:
-        """Enough to resume the job by its task id, or None if it was never submitted."""
-        if self.task_id is None:
-            return None
-        return JobRef(provider=self.provider, model=self.model, task_id=self.task_id, urls=self.urls)
-
-
-class RunSummary(BaseModel):
-    """One line of the history list: a run, its prompt, and how its jobs ended."""
-
-    model_config = ConfigDict(frozen=True)
-
-    run_id: str
-    created_at: datetime
-    kind: str
-    prompt: str
-    outcome: Outcome
-    job_states: tuple[tuple[str, str, JobState], ...]  # (provider, model, state), sorted
-    cost_usd: float | None = None
-
-
-class RunRecord(RunSummary):
-    """One run in full: the stored request, its targets and every job with its state changes."""
-
-    request: dict[str, Any] | None
-    targets: tuple[tuple[str, str], ...]
-    input_path: Path | None = None
-    jobs: tuple[JobRecord, ...] = ()
+    return call
 
 
 def _now() -> datetime:
@@ -110,17 +62,18 @@ def _iso(moment: datetime) -> str:
     return aware.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-class HistoryStore:
-    """Runs and jobs kept in SQLite. Sync and fast (safe on an asyncio loop); thread-safe behind one lock."""
+class SqliteHistory:
+    """Runs and jobs kept in SQLite, behind the async History interface (one worker thread, one connection)."""
 
     def __init__(self, db: sqlite3.Connection, data_dir: Path, *, clock: Clock = _now) -> None:
         self._db = db
         self.data_dir = data_dir
         self._clock = clock
         self._lock = threading.RLock()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history")
 
     @classmethod
-    def open(cls, data_dir: Path | str, *, clock: Clock = _now) -> HistoryStore:
+    def open(cls, data_dir: Path | str, *, clock: Clock = _now) -> SqliteHistory:
         """Open (creating or migrating) ``<data_dir>/history.sqlite3``."""
         root = Path(data_dir)
         root.mkdir(parents=True, exist_ok=True)
@@ -140,8 +93,13 @@ class HistoryStore:
 
     def close(self) -> None:
         """Close the database; the store is unusable afterwards."""
+        self._worker.shutdown(wait=True)
         with self._lock:
             self._db.close()
+
+    async def aclose(self) -> None:
+        """Close the database once pending work is done."""
+        await asyncio.to_thread(self.close)
 
     @property
     def path(self) -> Path:
@@ -173,6 +131,7 @@ class HistoryStore:
                 step(db)
                 db.execute(f"PRAGMA user_version = {number}")
 
+    @in_worker
     def start_run(
         self,
         run_id: str,
@@ -210,6 +169,7 @@ class HistoryStore:
                 (at, run_id),
             )
 
+    @in_worker
     def record(self, event: JobEvent, *, at: datetime | None = None) -> None:
         """Keep one job event: update the job, and append its state if the state changed.
 
@@ -234,6 +194,7 @@ class HistoryStore:
                     (job_id, event.state, stamp, event.elapsed_s, event.message),
                 )
 
+    @in_worker
     def list_runs(
         self,
         *,
@@ -259,6 +220,7 @@ class HistoryStore:
         )
         return [_summary(row) for row in rows]
 
+    @in_worker
     def get_run(self, run_id: str) -> RunRecord | None:
         """One run with its jobs and their state changes, or None if it is not in the history."""
         with self._lock:
@@ -276,11 +238,13 @@ class HistoryStore:
             jobs=tuple(jobs),
         )
 
+    @in_worker
     def unfinished_jobs(self) -> list[JobRecord]:
         """Jobs that were submitted (have a task id) and never reached a terminal state: resume these."""
         with self._lock:
             return self._jobs(f"j.task_id IS NOT NULL AND j.state NOT IN {TERMINAL_SQL}", ())
 
+    @in_worker
     def abandon_unsubmitted(self, reason: str) -> int:
         """Fail jobs that never got a task id (the process died first); returns how many. Run at start."""
         stamp = _iso(self._clock())
@@ -298,13 +262,13 @@ class HistoryStore:
                 )
         return len(rows)
 
+    @in_worker
     def resumable_jobs(self, run_id: str) -> list[JobRecord]:
-        """The run's jobs worth waiting for again: submitted, and unfinished or stopped at our deadline."""
-        unfinished_or_late = f"(j.state NOT IN {TERMINAL_SQL} OR j.error_kind = 'deadline')"
-        where = f"j.run_id = ? AND j.task_id IS NOT NULL AND {unfinished_or_late}"
+        """The run's jobs worth waiting for again: submitted, and not known to be over (JobRecord.is_resumable)."""
         with self._lock:
-            return self._jobs(where, (run_id,))
+            return [job for job in self._jobs("j.run_id = ?", (run_id,)) if job.is_resumable]
 
+    @in_worker
     def request_of(self, run_id: str) -> GenerationRequest:
         """The run's request, rebuilt for a re-run; a local input is read back from its copy."""
         with self._lock:

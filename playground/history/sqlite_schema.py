@@ -43,8 +43,9 @@ def v3_owner(db: sqlite3.Connection) -> None:
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (v1_tables, v2_search_and_resume, v3_owner)
 SCHEMA_VERSION = len(MIGRATIONS)
 
-TERMINAL_SQL = "('succeeded', 'failed', 'canceled')"
+TERMINAL_SQL = "('succeeded', 'failed', 'canceled', 'stopped')"
 OUTCOME_SQL = f"""CASE WHEN COUNT(j.id) = 0 OR SUM(j.state NOT IN {TERMINAL_SQL}) > 0 THEN 'running'
+    WHEN SUM(j.state = 'stopped') > 0 THEN 'stopped'
     WHEN SUM(j.state = 'succeeded') = COUNT(j.id) THEN 'succeeded'
     WHEN SUM(j.state = 'succeeded') = 0 THEN 'failed' ELSE 'mixed' END"""
 RUNS_SQL = f"""SELECT * FROM (SELECT r.rowid AS seq, r.*, {OUTCOME_SQL} AS outcome, SUM(j.cost_usd) AS cost_usd,

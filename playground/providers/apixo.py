@@ -3,7 +3,9 @@
 Create with POST /api/v1/generateTask/flux-kontext ({request_type, callback_url?, input}), poll
 GET /api/v1/statusTask/flux-kontext?taskId=. Answers are a {code, message, data} envelope on real
 HTTP statuses; ``data.state`` is pending|processing|success|failed and the result URL sits in
-``data.resultJson``, a JSON *string* [seed003][https://apixo.ai/docs/models/image/flux-kontext][providers.md 1].
+``data.resultJson``, a JSON *string* [doc][https://apixo.ai/docs/models/image/flux-kontext].
+
+Facts cited as [doc] are in docs/providers.md, section "APIXO".
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ MODEL_ID = "flux-kontext"
 CREATE_PATH = f"/api/v1/generateTask/{MODEL_ID}"
 STATUS_PATH = f"/api/v1/statusTask/{MODEL_ID}"
 MODES = {"flux-kontext-pro": "pro", "flux-kontext-max": "max"}
-# processing_r2 is seen in third-party code only [providers.md 1]; any state not listed is "running".
+# processing_r2 is seen in third-party code only [doc]; any state not listed is unknown.
 _STATES: dict[str, JobState] = {
     "pending": "queued",
     "processing": "running",
@@ -49,7 +51,7 @@ class ApixoProvider(Adapter):
     async def submit(self, request: GenerationRequest, *, callback_url: str | None = None) -> Submission:
         # No upload API or data: URIs are documented, so capabilities reject local files before we get here.
         image_url = request.image.url if request.image else None
-        body = to_payload(request, image_url, callback_url)
+        body = to_payload(request, self.spec.models[request.model], image_url, callback_url)
         url = self._config.url(CREATE_PATH)
         headers = self._config.bearer()
         response = await self._http.create("POST", url, json=body, headers=headers, check=self._check)
@@ -79,7 +81,7 @@ class ApixoProvider(Adapter):
         return CallbackUpdate(task_id=task_id, status=None)
 
     def _check(self, response: httpx.Response) -> None:
-        """APIXO clients check the HTTP status and the envelope's code == 200 [providers.md 1]."""
+        """APIXO clients check the HTTP status and the envelope's code == 200 [doc]."""
         body = self._http.json(response)
         code = body.get("code", 200)
         status = int(code) if isinstance(code, (int, str)) and str(code).isdigit() else 500
@@ -95,10 +97,13 @@ class ApixoProvider(Adapter):
         return data
 
 
-def to_payload(request: GenerationRequest, image_url: str | None, callback_url: str | None) -> dict[str, Any]:
-    """The generateTask body. Inside ``input`` the casing is mixed on purpose, as documented:
-    snake_case aspect_ratio/output_format/image_urls, camelCase safetyTolerance/promptUpsampling/
-    enableTranslation [https://apixo.ai/docs/pl/models/image/flux-kontext][providers.md 1].
+def to_payload(
+    request: GenerationRequest, mode: str, image_url: str | None, callback_url: str | None
+) -> dict[str, Any]:
+    """The generateTask body; ``mode`` is APIXO's name for the model (pro, max).
+
+    Inside ``input`` the casing is mixed on purpose, as documented: snake_case aspect_ratio/output_format/
+    image_urls, camelCase safetyTolerance/promptUpsampling/enableTranslation [https://apixo.ai/docs/pl/models/image/flux-kontext][doc].
 
     ``provider`` (auto|value|official) is not sent: the default "auto" (cheapest route first, with
     fail-over to the official one) applies, or whatever the key's dashboard setting says.
@@ -107,19 +112,19 @@ def to_payload(request: GenerationRequest, image_url: str | None, callback_url: 
         {
             "request_type": "callback" if callback_url else "async",
             "callback_url": callback_url,
-            "input": _input(request, image_url),
+            "input": _input(request, mode, image_url),
         }
     )
 
 
-def _input(request: GenerationRequest, image_url: str | None) -> dict[str, Any]:
+def _input(request: GenerationRequest, mode: str, image_url: str | None) -> dict[str, Any]:
     return compact(
         {
-            "mode": MODES[request.model],
+            "mode": mode,
             "prompt": request.prompt,
             "aspect_ratio": request.aspect_ratio,
-            # UNCERTAIN [providers.md 1]: an older page took ``image_url`` (a string); the current pages and
-            # seed 003 take ``image_urls``, an array of at most one URL. We send the array.
+            # UNCERTAIN [doc]: an older page took ``image_url`` (a string); the current pages and
+            # APIXO docs take ``image_urls``, an array of at most one URL. We send the array.
             "image_urls": [image_url] if image_url else None,
             "output_format": request.output_format,
             "safetyTolerance": request.safety_tolerance,
@@ -130,9 +135,11 @@ def _input(request: GenerationRequest, image_url: str | None) -> dict[str, Any]:
 
 
 def to_status(data: dict[str, Any]) -> JobStatus:
-    """Normalise a statusTask ``data`` object; unknown states count as still running."""
+    """Normalise a statusTask ``data`` object; a state not documented counts as running, marked ``unknown``."""
     raw_state = data.get("state")
-    state = _STATES.get(raw_state.strip().lower(), "running") if isinstance(raw_state, str) else "running"
+    state = _STATES.get(raw_state.strip().lower()) if isinstance(raw_state, str) else None
+    if state is None:
+        return JobStatus(state="running", unknown=str(raw_state), raw=data)
     if state == "succeeded":
         return JobStatus(state="succeeded", image_urls=result_urls(data), raw=data)
     if state == "failed":
@@ -184,11 +191,11 @@ _CAPS = Capabilities(
     inline_image=False,
 )
 
-# APIXO advises "wait 20 s, then poll every 3 s" [seed003] (an older page: 8 s). This is a latency
+# APIXO advises "wait 20 s, then poll every 3 s" [doc] (an older page: 8 s). This is a latency
 # comparison tool: a 20 s blind first wait would add up to 17 s of error to a fast job's measured
 # time, and the documented limit of 10000 requests/min leaves ample room for reads every 3 s.
 _POLL = PollSchedule(first_s=3.0, interval_s=3.0)
-_PRICE_SOURCE = "apixo.ai docs, flux-kontext page (providers.md 1)"
+_PRICE_SOURCE = "https://apixo.ai/docs/models/image/flux-kontext"
 
 SPEC: ProviderSpec = ProviderSpec(
     name="apixo",
@@ -199,10 +206,13 @@ SPEC: ProviderSpec = ProviderSpec(
     factory=lambda config, http: ApixoProvider(SPEC, config, http),
     capabilities=_CAPS,
     poll=_POLL,
+    models=MODES,
+    sandbox="apixo",
     prices={
         "flux-kontext-pro": Price(usd=0.03, source=_PRICE_SOURCE),
         "flux-kontext-max": Price(usd=0.06, source=_PRICE_SOURCE),
     },
     extra_env={},  # no extra host, and callbacks are unsigned: no secret to configure
     docs_url="https://apixo.ai/docs/models/image/flux-kontext",
+    key_url="https://apixo.ai/docs/concepts/authentication",  # keys are made in the dashboard it describes
 )

@@ -110,7 +110,14 @@ class Adapter:
 
 @dataclass(frozen=True)
 class ProviderSpec:
-    """Static facts about a provider: names, env variables, capabilities, prices, polling."""
+    """Everything the playground knows about a provider without talking to it, in one place.
+
+    ``models``: each model it serves, with the name its API uses for it (a path, an id, a mode).
+    ``extra_env``: its other environment variables (secondary hosts, signing secrets), with defaults.
+    ``sandbox``: the module under ``playground.sandbox`` that speaks its protocol locally.
+    ``key_url``: where a person creates a key. Nothing outside the registry lists providers: settings,
+    the sandbox, the UI and the tests all read these entries.
+    """
 
     name: str
     label: str
@@ -120,9 +127,20 @@ class ProviderSpec:
     factory: ProviderFactory
     capabilities: Capabilities
     poll: PollSchedule
+    models: Mapping[ModelId, str]
+    sandbox: str
     prices: Mapping[ModelId, Price] = field(default_factory=dict)
     extra_env: Mapping[str, str] = field(default_factory=dict)
     docs_url: str = ""
+    key_url: str = ""
+
+    def serves(self, model: str) -> bool:
+        return model in self.models
+
+    @property
+    def env_names(self) -> tuple[str, ...]:
+        """Every environment variable this provider reads: key, base URL, then its extras."""
+        return (self.key_env, self.base_url_env, *self.extra_env)
 
 
 def wire(

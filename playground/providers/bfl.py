@@ -4,7 +4,9 @@ Create with POST /v1/flux-kontext-pro or /v1/flux-kontext-max (header ``x-key``)
 ``{id, polling_url}`` and the job is read by GETting that ``polling_url`` verbatim (it may name a
 regional host), falling back to /v1/get_result?id= when it is unknown. ``status`` is a string with
 spaces (``Pending``, ``Ready``, ``Content Moderated``...); on Ready ``result.sample`` is a signed URL
-that lives 10 minutes [providers.md 6][https://docs.bfl.ai/api-reference/utility/get-result].
+that lives 10 minutes [doc][https://docs.bfl.ai/api-reference/utility/get-result].
+
+Facts cited as [doc] are in docs/providers.md, section "Black Forest Labs".
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ from playground.providers.base import (
     wire,
 )
 
-CREATE_PATHS = {"flux-kontext-pro": "/v1/flux-kontext-pro", "flux-kontext-max": "/v1/flux-kontext-max"}
 RESULT_PATH = "/v1/get_result"
 POLLING_URL = "polling_url"
 WEBHOOK_SECRET_ENV = "BFL_WEBHOOK_SECRET"
@@ -50,8 +51,9 @@ _MODERATED = {
     "request moderated": "the request was flagged by moderation before processing (not charged)",
     "content moderated": "the generated image was flagged by moderation (not charged)",
 }
-# "Failed" appears only in third-party code; the documented failure is "Error" [providers.md 6].
+# "Failed" appears only in third-party code; the documented failure is "Error" [doc].
 _FAILED = {"error", "failed"}
+_RUNNING = {"pending", "reasoning", "generating"}
 _MODERATION = re.compile(r"moderat|content.?polic|nsfw|flagged", re.IGNORECASE)
 
 
@@ -64,7 +66,7 @@ class BflProvider(Adapter):
         secret = self._config.secret(WEBHOOK_SECRET_ENV)
         webhook = (callback_url, secret) if callback_url and secret else (None, None)
         body = to_payload(request, image, *webhook)
-        url = self._config.url(CREATE_PATHS[request.model])
+        url = self._config.url(self.spec.models[request.model])
         response = await self._http.create("POST", url, json=body, headers=self._auth())
         answer = self._http.json(response)
         task_id = first_str(answer.get("id"))
@@ -119,7 +121,7 @@ class BflProvider(Adapter):
 
 
 def input_image(image: InputImage) -> str:
-    """A URL passes through; a local file goes inline as raw base64, no data: prefix [providers.md 6]."""
+    """A URL passes through; a local file goes inline as raw base64, no data: prefix [doc]."""
     if image.url:
         return image.url
     return base64.b64encode(image.content or b"").decode()
@@ -145,8 +147,8 @@ def to_payload(
 
 
 def to_status(body: dict[str, Any]) -> JobStatus:
-    """Normalise a ResultResponse (or a webhook body). Pending, Reasoning, Generating and any
-    status we do not know mean "still running" [providers.md 6]."""
+    """Normalise a ResultResponse (or a webhook body). Pending, Reasoning and Generating mean "still
+    running" [doc]; a word not documented counts as running too, marked ``unknown``."""
     word = (first_str(body.get("status")) or "").strip()
     key = word.lower()
     if key == "ready":
@@ -163,13 +165,15 @@ def to_status(body: dict[str, Any]) -> JobStatus:
         code = error if isinstance(error, str) and error and " " not in error else _code(word)  # a machine word
         moderated = bool(_MODERATION.search(f"{code} {reason}"))
         return JobStatus(state="failed", error=reason, error_code=code, moderated=moderated, raw=body)
-    return JobStatus(state="running", raw=body)
+    if key in _RUNNING:
+        return JobStatus(state="running", raw=body)
+    return JobStatus(state="running", unknown=word, raw=body)
 
 
 def bfl_signature(body: bytes, secret: str) -> str:
     """``sha256=`` + hex HMAC-SHA256(key = webhook_secret UTF-8, msg = raw body).
 
-    UNCERTAIN [providers.md 6]: from BFL's skills repo (webhook-integration.md), not the API reference.
+    UNCERTAIN [doc]: from BFL's skills repo (webhook-integration.md), not the API reference.
     """
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
@@ -260,10 +264,13 @@ SPEC: ProviderSpec = ProviderSpec(
     ),
     # BFL's examples poll every 0.5 s; Kontext runs take ~5 s, so 1 s wastes little.
     poll=PollSchedule(first_s=1.0, interval_s=1.0),
+    models={"flux-kontext-pro": "/v1/flux-kontext-pro", "flux-kontext-max": "/v1/flux-kontext-max"},  # create paths
+    sandbox="bfl",
     prices={
-        "flux-kontext-pro": Price(usd=0.04, source="docs.bfl.ml/quick_start/pricing: 4 credits x $0.01"),
-        "flux-kontext-max": Price(usd=0.08, source="docs.bfl.ml/quick_start/pricing: 8 credits x $0.01"),
+        "flux-kontext-pro": Price(usd=0.04, source="https://docs.bfl.ml/quick_start/pricing"),  # 4 credits x $0.01
+        "flux-kontext-max": Price(usd=0.08, source="https://docs.bfl.ml/quick_start/pricing"),  # 8 credits x $0.01
     },
     extra_env={WEBHOOK_SECRET_ENV: ""},
     docs_url="https://docs.bfl.ai/api-reference/models/edit-or-create-an-image-with-flux1-kontext-%5Bpro%5D",
+    key_url="https://dashboard.bfl.ai",
 )

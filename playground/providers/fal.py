@@ -3,8 +3,10 @@
 Submit with POST {queue}/<endpoint-id> (the model input is the whole body; ``?fal_webhook=`` for a
 callback), then follow the ``status_url`` it returns (HTTP 202 IN_QUEUE / IN_PROGRESS, 200 COMPLETED)
 and, once COMPLETED, GET its ``response_url`` for the model output ``{"images": [{"url"...}]}``.
-The returned URLs drop the endpoint's sub-path (``fal-ai/flux-pro/requests/{id}``) [providers.md 7]
+The returned URLs drop the endpoint's sub-path (``fal-ai/flux-pro/requests/{id}``) [doc]
 [https://fal.ai/docs/api-reference/inference-api].
+
+Facts cited as [doc] are in docs/providers.md, section "fal.ai".
 """
 
 from __future__ import annotations
@@ -36,13 +38,13 @@ from playground.providers.base import (
 )
 
 APP_ID = "fal-ai/flux-pro"  # owner/app: what the requests/{id} URLs are built on
-ENDPOINTS: dict[tuple[ModelId, bool], str] = {  # (model, is_edit) -> endpoint id [providers.md 7]
-    ("flux-kontext-pro", True): "fal-ai/flux-pro/kontext",
-    ("flux-kontext-max", True): "fal-ai/flux-pro/kontext/max",
-    ("flux-kontext-pro", False): "fal-ai/flux-pro/kontext/text-to-image",
-    ("flux-kontext-max", False): "fal-ai/flux-pro/kontext/max/text-to-image",
+# The edit endpoint of each model; text-to-image is the same id + TEXT_TO_IMAGE [doc].
+ENDPOINTS: dict[ModelId, str] = {
+    "flux-kontext-pro": "fal-ai/flux-pro/kontext",
+    "flux-kontext-max": "fal-ai/flux-pro/kontext/max",
 }
-# FAILED / CANCELED appear only in a third-party JSON schema (api-evangelist/fal-ai); anything unknown is "running".
+TEXT_TO_IMAGE = "/text-to-image"
+# FAILED / CANCELED appear only in a third-party JSON schema (api-evangelist/fal-ai); a word not listed is unknown.
 _STATES: dict[str, JobState] = {
     "IN_QUEUE": "queued",
     "IN_PROGRESS": "running",
@@ -55,7 +57,7 @@ _STATES: dict[str, JobState] = {
 _MODERATION = re.compile(r"content.?polic|flagged|nsfw|moderat", re.IGNORECASE)
 NSFW_REASON = "fal.ai's safety checker flagged the output (has_nsfw_concepts) and blanked the image"
 PUBLIC_KEYS_ENV = "FAL_WEBHOOK_PUBLIC_KEYS"
-CALLBACK_WINDOW_S = 300  # UNCERTAIN [providers.md 7, 3rd-party code]: +-300 s on X-Fal-Webhook-Timestamp
+CALLBACK_WINDOW_S = 300  # UNCERTAIN [doc; third-party code]: +-300 s on X-Fal-Webhook-Timestamp
 _NOT_JOB_FAILURES = frozenset({401, 403, 429})
 
 
@@ -66,7 +68,7 @@ class FalProvider(Adapter):
         image = request.image
         image_url = (image.url or data_uri(image)) if image else None
         body = to_payload(request, image_url)
-        url = self._config.url("/" + ENDPOINTS[(request.model, request.is_edit)])
+        url = self._config.url(f"/{endpoint(self.spec.models[request.model], is_edit=request.is_edit)}")
         if callback_url:
             url += "?" + urlencode({"fal_webhook": callback_url})
         response = await self._http.create("POST", url, json=body, headers=self._auth())
@@ -131,6 +133,11 @@ class FalProvider(Adapter):
         return {"Authorization": f"Key {self._config.key()}"}
 
 
+def endpoint(edit_endpoint: str, *, is_edit: bool) -> str:
+    """The endpoint id for an edit, or its text-to-image sibling."""
+    return edit_endpoint if is_edit else edit_endpoint + TEXT_TO_IMAGE
+
+
 def to_payload(request: GenerationRequest, image_url: str | None) -> dict[str, Any]:
     """The model input, in fal's snake_case names; num_images (default 1) and sync_mode are never sent."""
     tolerance = request.safety_tolerance
@@ -152,7 +159,9 @@ def to_status(data: dict[str, Any], output: dict[str, Any] | None = None) -> Job
     """Normalise a queue status; ``output`` is the model output read from response_url once COMPLETED."""
     word = str(data.get("status") or "").upper()
     if word != "COMPLETED":
-        state = _STATES.get(word, "running")
+        state = _STATES.get(word)
+        if state is None:
+            return JobStatus(state="running", unknown=str(data.get("status")), raw=data)
         error = first_str(data.get("error")) if state == "failed" else None
         return JobStatus(state=state, error=error, raw=data)
     error = first_str(data.get("error"))
@@ -201,7 +210,7 @@ def callback_status(payload: dict[str, Any]) -> JobStatus | None:
 
 
 def fal_signed_message(request_id: str, user_id: str, timestamp: str, body: bytes) -> bytes:
-    """UNCERTAIN [providers.md 7, 3rd-party code]: request_id, user_id, timestamp, sha256_hex(body), newline-joined."""
+    """UNCERTAIN [doc; third-party code]: request_id, user_id, timestamp, sha256_hex(body), newline-joined."""
     return f"{request_id}\n{user_id}\n{timestamp}\n{hashlib.sha256(body).hexdigest()}".encode()
 
 
@@ -235,7 +244,7 @@ def public_keys(value: str, *, provider: str = "fal") -> list[Ed25519PublicKey]:
     """Ed25519 keys from FAL_WEBHOOK_PUBLIC_KEYS: comma-separated base64url raw keys (the JWKS ``x`` values).
 
     Production would load them from fal's JWKS, https://rest.alpha.fal.ai/.well-known/jwks.json (also seen:
-    rest.fal.ai) — UNCERTAIN [providers.md 7]; parse_callback does no network I/O, so they come from settings.
+    rest.fal.ai) — UNCERTAIN [doc]; parse_callback does no network I/O, so they come from settings.
     """
     keys = []
     for item in filter(None, (part.strip() for part in value.split(","))):
@@ -281,13 +290,17 @@ SPEC: ProviderSpec = ProviderSpec(
         translation=False,
         callbacks=True,
         upload=False,
-        inline_image=True,  # image_url takes a data: URI [providers.md 7]
+        inline_image=True,  # image_url takes a data: URI [doc]
     ),
     poll=PollSchedule(first_s=1.0, interval_s=1.0),
+    models=ENDPOINTS,
+    sandbox="fal",
     prices={
-        "flux-kontext-pro": Price(usd=0.04, source="fal.ai, $0.04/image flat [providers.md 7]"),
-        "flux-kontext-max": Price(usd=0.08, source="fal.ai, likely $0.08/image, not confirmed [providers.md 7]"),
+        "flux-kontext-pro": Price(usd=0.04, source="https://fal.ai/models/fal-ai/flux-pro/kontext"),
+        # Not on fal's own page; a price aggregator's figure [doc: cost].
+        "flux-kontext-max": Price(usd=0.08, source="https://fal.ai/pricing", confirmed=False),
     },
     extra_env={PUBLIC_KEYS_ENV: ""},  # public keys, not a secret
     docs_url="https://fal.ai/models/fal-ai/flux-pro/kontext/api",
+    key_url="https://fal.ai/dashboard/keys",
 )

@@ -1,10 +1,12 @@
 """KIE AI and FluxAPI.ai: one protocol, two configurations.
 
 Create with POST /api/v1/flux/kontext/generate, poll GET /api/v1/flux/kontext/record-info?taskId=.
-Answers are a {code, msg, data} envelope that can carry an error inside an HTTP 200 [seed004]
-[providers.md 4], so every answer is checked for both. ``successFlag``: 0 generating, 1 success,
+Answers are a {code, msg, data} envelope that can carry an error inside an HTTP 200 [doc]
+[doc], so every answer is checked for both. ``successFlag``: 0 generating, 1 success,
 2 create failed, 3 generate failed. The result is data.response.resultImageUrl; originImageUrl
-lives only 10 minutes [seed002], which is why the service downloads at once.
+lives only 10 minutes [doc: FluxAPI.ai], which is why the service downloads at once.
+
+Facts cited as [doc] are in docs/providers.md, section "KIE AI" (and "FluxAPI.ai").
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class KieProvider(Adapter):
 
     async def submit(self, request: GenerationRequest, *, callback_url: str | None = None) -> Submission:
         image = await self._image_ref(request.image) if request.image else None
-        body = to_payload(request, image, callback_url)
+        body = to_payload(request, self.spec.models[request.model], image, callback_url)
         url = self._config.url(GENERATE_PATH)
         response = await self._http.create("POST", url, json=body, headers=self._config.bearer(), check=self._check)
         task_id = first_str(_data(response).get("taskId"))
@@ -118,12 +120,12 @@ class KieProvider(Adapter):
             )
 
 
-def to_payload(request: GenerationRequest, image: str | None, callback_url: str | None) -> dict[str, Any]:
-    """The generate body, with KIE's camelCase names [seed004]."""
+def to_payload(request: GenerationRequest, model: str, image: str | None, callback_url: str | None) -> dict[str, Any]:
+    """The generate body, with KIE's camelCase names [doc]; ``model`` is KIE's name for the model."""
     return compact(
         {
             "prompt": request.prompt,
-            "model": request.model,
+            "model": model,
             "aspectRatio": request.aspect_ratio,
             "outputFormat": request.output_format,
             "inputImage": image,
@@ -136,9 +138,14 @@ def to_payload(request: GenerationRequest, image: str | None, callback_url: str 
 
 
 def to_status(data: dict[str, Any]) -> JobStatus:
-    """Normalise a record-info ``data`` object. Unknown flags count as still generating [seed002]."""
-    flag = data.get("successFlag")
-    flag = int(flag) if isinstance(flag, (int, str)) and str(flag).isdigit() else 0
+    """Normalise a record-info ``data`` object: successFlag 0 generating, 1 success, 2 and 3 failed.
+
+    Any other flag (or none) is not in the documented list: still running, marked ``unknown``.
+    """
+    raw_flag = data.get("successFlag")
+    flag = _code(raw_flag)
+    if flag == 0:
+        return JobStatus(state="running", raw=data)
     if flag == 1:
         return JobStatus(state="succeeded", image_urls=_result_urls(data.get("response")), raw=data)
     if flag in _FAILED_FLAGS:
@@ -151,11 +158,11 @@ def to_status(data: dict[str, Any]) -> JobStatus:
             moderated=bool(_MODERATION.search(message)),
             raw=data,
         )
-    return JobStatus(state="running", raw=data)
+    return JobStatus(state="running", unknown=f"successFlag {raw_flag!r}", raw=data)
 
 
 def kie_signature(task_id: str, timestamp: str, key: str) -> str:
-    """base64(HMAC-SHA256(key, taskId + "." + timestamp)); the body is not signed [providers.md 4]."""
+    """base64(HMAC-SHA256(key, taskId + "." + timestamp)); the body is not signed [doc]."""
     mac = hmac.new(key.encode(), f"{task_id}.{timestamp}".encode(), hashlib.sha256).digest()
     return base64.b64encode(mac).decode()
 
@@ -172,7 +179,7 @@ def verify_kie_signature(headers: Mapping[str, str], task_id: str, key: str, *, 
 
 
 def callback_status(payload: dict[str, Any]) -> JobStatus:
-    """A callback body as a status: code 200 with data.info, or an error code with msg [seed004]."""
+    """A callback body as a status: code 200 with data.info, or an error code with msg [doc]."""
     data = as_dict(payload.get("data"))
     if _code(payload.get("code")) == 200:
         return JobStatus(state="succeeded", image_urls=_result_urls(data.get("info")), raw=payload)
@@ -196,7 +203,7 @@ def _code(value: Any) -> int | None:
 
 
 def _result_urls(response: Any) -> tuple[str, ...]:
-    if isinstance(response, str):  # seen as a JSON string in third-party code [providers.md 4]
+    if isinstance(response, str):  # seen as a JSON string in third-party code [doc]
         try:
             response = json.loads(response)
         except ValueError:
@@ -217,8 +224,8 @@ def _data(response: httpx.Response) -> dict[str, Any]:
 _CAPS = Capabilities(
     text_to_image=True,
     edit=True,
-    # Both seeds list 16:21 ("Ultra-tall") beside the API reference's six [seed004][seed002]; providers.md 4/11
-    # mark it UNCERTAIN. Tolerant in what we accept: the user may ask for it, and it is sent as documented.
+    # The quickstarts list 16:21 ("Ultra-tall") beside the API reference's six; not confirmed [docs/providers.md,
+    # KIE AI]. Tolerant in what we accept: the user may ask for it, and it is sent as documented.
     aspect_ratios=("21:9", "16:9", "4:3", "1:1", "3:4", "9:16", "16:21"),
     safety_range=(0, 6),
     safety_range_edit=(0, 2),
@@ -226,7 +233,8 @@ _CAPS = Capabilities(
     callbacks=True,
 )
 
-# Seeds show a 3 s wait between status reads [seed002][seed004].
+_MODELS = {"flux-kontext-pro": "flux-kontext-pro", "flux-kontext-max": "flux-kontext-max"}  # the body's "model"
+# The quickstarts show a 3 s wait between status reads [doc: FluxAPI.ai][doc].
 _POLL = PollSchedule(first_s=2.0, interval_s=3.0)
 
 
@@ -247,9 +255,12 @@ KIE = ProviderSpec(
     factory=_kie,
     capabilities=_CAPS.model_copy(update={"upload": True}),
     poll=_POLL,
-    prices={},  # KIE publishes only "30-50 % below official" [providers.md 4]: unknown per image
+    models=_MODELS,
+    sandbox="kie",
+    prices={},  # KIE publishes only "30-50 % below official" [doc]: unknown per image
     extra_env={"KIE_UPLOAD_BASE_URL": "https://kieai.redpandaai.co", HMAC_KEY_ENV: ""},
     docs_url="https://docs.kie.ai/flux-kontext-api/generate-or-edit-image",
+    key_url="https://kie.ai/api-key",
 )
 
 FLUXAPI = ProviderSpec(
@@ -261,6 +272,9 @@ FLUXAPI = ProviderSpec(
     factory=_fluxapi,
     capabilities=_CAPS,  # no upload API documented for FluxAPI.ai
     poll=_POLL,
-    prices={},  # no price published [providers.md 4]
+    models=_MODELS,
+    sandbox="kie",
+    prices={},  # no price published [doc]
     docs_url="https://docs.fluxapi.ai/flux-kontext-api/quickstart",
+    key_url="https://fluxapi.ai/api-key",  # not confirmed: the docs name no URL [doc: FluxAPI.ai]
 )

@@ -2,8 +2,10 @@
 
 Create with POST /v1/models/black-forest-labs/flux-kontext-{pro,max}/predictions {"input": {...}}; the
 answer is a prediction object whose ``urls.get`` we poll until ``status`` is succeeded, failed or
-canceled; ``output`` is the image URI, which expires after 1 hour [providers.md 8]. Webhooks carry the
+canceled; ``output`` is the image URI, which expires after 1 hour [doc]. Webhooks carry the
 same object, signed the Standard Webhooks way [https://replicate.com/docs/topics/webhooks/verify-webhook].
+
+Facts cited as [doc] are in docs/providers.md, section "Replicate".
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ STATUS_MAP: dict[str, JobState] = {
     "cancelled": "canceled",  # GUESS: British spelling, tolerated in case a proxy uses it
     "aborted": "canceled",  # GUESS: seen in newer API descriptions for predictions stopped before running
 }
-# GUESS [providers.md 8]: no moderation field exists; Replicate's safety checker fails the prediction
+# GUESS [doc]: no moderation field exists; Replicate's safety checker fails the prediction
 # with "... flagged as sensitive ... (E005)", so the error text is the only signal.
 _MODERATION = re.compile(r"flagged|nsfw|sensitive|safety|\bE005\b", re.IGNORECASE)
 _ERROR_CODE = re.compile(r"\b(E\d{3,5})\b")
@@ -69,7 +71,7 @@ class ReplicateProvider(Adapter):
         image = request.image
         reference = (image.url or data_uri(image)) if image else None
         body = to_payload(request, reference, callback_url)
-        url = self._config.url(f"/v1/models/{MODEL_OWNER}/{request.model}/predictions")
+        url = self._config.url(f"/v1/models/{self.spec.models[request.model]}/predictions")
         # No "Prefer: wait": we stream each status instead of holding the connection open.
         response = await self._http.create("POST", url, json=body, headers=self._config.bearer())
         prediction = self._http.json(response)
@@ -110,7 +112,7 @@ class ReplicateProvider(Adapter):
 
 
 def to_payload(request: GenerationRequest, image: str | None, callback_url: str | None) -> dict[str, Any]:
-    """The create body: model inputs under ``input``, snake_case as in the model's schema [providers.md 8]."""
+    """The create body: model inputs under ``input``, snake_case as in the model's schema [doc]."""
     inputs = compact(
         {
             "prompt": request.prompt,
@@ -130,8 +132,10 @@ def to_payload(request: GenerationRequest, image: str | None, callback_url: str 
 
 
 def to_status(prediction: dict[str, Any]) -> JobStatus:
-    """Normalise a prediction object; unknown statuses count as still running."""
-    state = STATUS_MAP.get(str(prediction.get("status", "")).strip().lower(), "running")
+    """Normalise a prediction object; a status not documented counts as running, marked ``unknown``."""
+    state = STATUS_MAP.get(str(prediction.get("status", "")).strip().lower())
+    if state is None:
+        return JobStatus(state="running", unknown=str(prediction.get("status")), raw=prediction)
     if state == "succeeded":
         return JobStatus(state=state, image_urls=_output_urls(prediction.get("output")), raw=prediction)
     if state == "failed":
@@ -210,8 +214,8 @@ def _urls(prediction: dict[str, Any]) -> dict[str, str]:
     return {k: v for k, v in urls.items() if isinstance(v, str) and v} if isinstance(urls, dict) else {}
 
 
-# UNCERTAIN [providers.md 8]: the BFL list price; Replicate's own pricing page was not retrieved.
-_PRICE_SOURCE = "UNCERTAIN: BFL list price, assumed for Replicate (its pricing page not retrieved) [providers.md 8]"
+# BFL's list price, assumed for Replicate: its pricing page was not read [doc: cost].
+_PRICE_SOURCE = "https://replicate.com/black-forest-labs/flux-kontext-pro"
 
 
 def _factory(config: ProviderConfig, http: HttpClient) -> ReplicateProvider:
@@ -237,14 +241,19 @@ SPEC = ProviderSpec(
         translation=False,
         callbacks=True,
         upload=False,
-        inline_image=True,  # input_image takes a data: URI [providers.md 8]
+        inline_image=True,  # input_image takes a data: URI [doc]
     ),
     # replicate-python polls every 0.5 s; one read a second is plenty for jobs of several seconds.
     poll=PollSchedule(first_s=1.0, interval_s=1.0),
+    models={model: f"{MODEL_OWNER}/{model}" for model in ("flux-kontext-pro", "flux-kontext-max")},
+    sandbox="replicate",
     prices={
-        "flux-kontext-pro": Price(usd=0.04, source=_PRICE_SOURCE),
-        "flux-kontext-max": Price(usd=0.08, source=_PRICE_SOURCE),
+        "flux-kontext-pro": Price(usd=0.04, source=_PRICE_SOURCE, confirmed=False),
+        "flux-kontext-max": Price(
+            usd=0.08, source="https://replicate.com/black-forest-labs/flux-kontext-max", confirmed=False
+        ),
     },
     extra_env={WEBHOOK_SECRET_ENV: ""},
     docs_url="https://replicate.com/black-forest-labs/flux-kontext-pro/api",
+    key_url="https://replicate.com/account/api-tokens",
 )

@@ -3,7 +3,9 @@
 Create with POST /api/v1/flux_kontext/text_to_image -> {id, status?}; poll GET .../text_to_image/{id}
 -> {id, status, images: [{url, origin_url}], error}; status pending|processing|completed|failed.
 Local inputs go through the Files API (POST /api/v1/files) first. Callbacks are HMAC-signed
-(X-Callback-*) [seed000][repo: runapi-ai/flux-kontext-sdk][repo: runapi-ai/core-sdk][providers.md 2].
+(X-Callback-*) [doc][repo: runapi-ai/flux-kontext-sdk][repo: runapi-ai/core-sdk].
+
+Facts cited as [doc] are in docs/providers.md, section "RunAPI.ai".
 """
 
 from __future__ import annotations
@@ -35,12 +37,12 @@ from playground.providers.base import (
 TASK_PATH = "/api/v1/flux_kontext/text_to_image"
 FILES_PATH = "/api/v1/files"
 CALLBACK_SECRET_ENV = "RUNAPI_CALLBACK_SECRET"
-CALLBACK_WINDOW_S = 300  # "reject if |now - ts| > 300" [seed000]
+CALLBACK_WINDOW_S = 300  # "reject if |now - ts| > 300" [doc]
 TASK_ID_HEADER = "x-runapi-task-id"  # set on responses when a task exists [repo: runapi-ai/core-sdk README.md]
 
 # The core SDK's TaskStatus is pending|processing|completed|failed [core-sdk js/src/types.ts]; the Java
 # poller also normalises success/error/generate_failed/create_task_failed [java runapi-core Poller.java].
-# Anything else is treated as still running, as the JS core does [core-sdk js/src/polling.ts].
+# The JS core treats anything else as still running [core-sdk js/src/polling.ts]; we do too, and say so.
 _STATES: dict[str, JobState] = {
     "pending": "queued",
     "processing": "running",
@@ -60,7 +62,7 @@ class RunApiProvider(Adapter):
 
     async def submit(self, request: GenerationRequest, *, callback_url: str | None = None) -> Submission:
         image_url = await self._image_url(request.image) if request.image else None
-        body = to_payload(request, image_url, callback_url)
+        body = to_payload(request, self.spec.models[request.model], image_url, callback_url)
         url = self._config.url(TASK_PATH)
         # A fresh key per create: never retried by us, but it makes any retry by a proxy in between
         # harmless (same key + same body -> same task) [repo: runapi-ai/core-sdk README.md].
@@ -121,16 +123,18 @@ class RunApiProvider(Adapter):
         return {**self._config.bearer(), "Accept": "application/json"}
 
 
-def to_payload(request: GenerationRequest, image_url: str | None, callback_url: str | None) -> dict[str, Any]:
+def to_payload(
+    request: GenerationRequest, model: str, image_url: str | None, callback_url: str | None
+) -> dict[str, Any]:
     """The create body with the current (SDK >= v0.2.5) field names [flux-kontext-sdk js/src/types.ts].
 
-    Seed 000 (SDK v0.2.3) called these input_image / prompt_upsampling and had upload_cn; v0.2.5
+    SDK v0.2.3 called these input_image / prompt_upsampling and had upload_cn; v0.2.5
     renamed them to align with "the upstream Input Contract" [flux-kontext-sdk CHANGELOG].
-    UNCERTAIN [providers.md 2]: whether the server still accepts the old names; we send only the new.
+    UNCERTAIN [doc]: whether the server still accepts the old names; we send only the new.
     """
     return compact(
         {
-            "model": request.model,
+            "model": model,
             "prompt": request.prompt,
             "aspect_ratio": request.aspect_ratio,
             "output_format": request.output_format,
@@ -146,7 +150,9 @@ def to_payload(request: GenerationRequest, image_url: str | None, callback_url: 
 def to_status(body: dict[str, Any]) -> JobStatus:
     """Normalise a task object (a status read or a callback body)."""
     word = str(body.get("status") or "").strip().lower()
-    state = _STATES.get(word, "running")
+    state = _STATES.get(word)
+    if state is None:
+        return JobStatus(state="running", unknown=str(body.get("status")), raw=body)
     if state == "succeeded":
         return JobStatus(state=state, image_urls=_image_urls(body.get("images")), raw=body)
     if state == "failed":
@@ -163,10 +169,10 @@ def to_status(body: dict[str, Any]) -> JobStatus:
 
 
 def callback_signature(delivery_id: str, timestamp: str, body: bytes, secret: str) -> str:
-    """base64(HMAC-SHA256(b64decode(secret), f"{id}.{ts}." + raw body)) [seed000].
+    """base64(HMAC-SHA256(b64decode(secret), f"{id}.{ts}." + raw body)) [doc].
 
-    UNCERTAIN [providers.md 2]: the signed id could be the task id; we sign the X-Callback-Id header
-    value, because the seed's verify(raw, id, ts, sig) sits right next to that header list.
+    UNCERTAIN [doc]: the signed id could be the task id; we sign the X-Callback-Id header
+    value, because the SDK's verify(raw, id, ts, sig) sits right next to that header list.
     """
     key = base64.b64decode(secret, validate=True)
     mac = hmac.new(key, f"{delivery_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
@@ -230,10 +236,13 @@ SPEC: ProviderSpec = ProviderSpec(
         callbacks=True,
         upload=True,
     ),
-    # "run() polls every 2 s" [seed000]; same default in both cores [core-sdk constants].
+    # "run() polls every 2 s" [doc]; same default in both cores [core-sdk constants].
     poll=PollSchedule(first_s=2.0, interval_s=2.0),
-    # Seed 000: "do not hardcode prices"; runapi.ai/pricing was not retrieved [providers.md 2]: unknown.
+    models={"flux-kontext-pro": "flux-kontext-pro", "flux-kontext-max": "flux-kontext-max"},
+    sandbox="runapi",
+    # The SDK says "do not hardcode prices" and publishes none [doc]: unknown.
     prices={},
     extra_env={CALLBACK_SECRET_ENV: ""},
     docs_url="https://runapi.ai/docs#flux-kontext",
+    key_url="https://runapi.ai/api_keys",
 )

@@ -2,9 +2,11 @@
 
 Create with POST /v1/models/{model path}/runs ({input, callback_url?}), poll GET /v1/runs/{id}, whose
 ``status_code`` is queued|dispatching|running|succeeded|failed|canceled|partial_succeeded; the image is
-output.outputs[*].url [seed001][https://docs.runflow.io/concepts/runs][providers.md 3]. Local files go
+output.outputs[*].url [doc][https://docs.runflow.io/concepts/runs]. Local files go
 through asset uploads (create, pre-signed PUT, confirm) [runflow-js packages/sdk/src/assets.ts]; callbacks
 are signed hex(HMAC-SHA256(secret, raw body)) [https://docs.runflow.io/guides/verify-callback-signatures].
+
+Facts cited as [doc] are in docs/providers.md, section "Runflow".
 """
 
 from __future__ import annotations
@@ -56,12 +58,12 @@ PRO_PATH_ENV = "RUNFLOW_PRO_MODEL_PATH"
 MAX_PATH_ENV = "RUNFLOW_MAX_MODEL_PATH"
 SECRET_ENV = "RUNFLOW_CALLBACK_SECRET"  # one secret, or several separated by commas while rotating
 MODEL_PATHS: dict[ModelId, tuple[str, str]] = {
-    "flux-kontext-pro": (PRO_PATH_ENV, "black-forest-labs/flux-pro/kontext"),  # [seed001]
-    # UNCERTAIN [providers.md 3]: [max] is sold at $0.08 but its API path is not documented; this is a
+    "flux-kontext-pro": (PRO_PATH_ENV, "black-forest-labs/flux-pro/kontext"),  # [doc]
+    # UNCERTAIN [doc]: [max] is sold at $0.08 but its API path is not documented; this is a
     # GUESS by analogy with fal's fal-ai/flux-pro/kontext/max (Runflow's input schema mirrors fal's).
     "flux-kontext-max": (MAX_PATH_ENV, "black-forest-labs/flux-pro/kontext/max"),
 }
-# "dispatching" means handed to the upstream but not started. Unknown words count as "running".
+# "dispatching" means handed to the upstream but not started. A word not listed is unknown (still running).
 _ACTIVE: dict[str, JobState] = {"queued": "queued", "dispatching": "queued", "running": "running"}
 _CANCELED = frozenset({"canceled", "cancelled"})  # newer docs spell it canceled, older ones cancelled
 _EVENTS = {
@@ -70,8 +72,8 @@ _EVENTS = {
     "run.cancelled": "cancelled",
     "run.partial_succeeded": "partial_succeeded",
 }
-# GUESS [providers.md 3]: Runflow documents no moderation code. The output's nsfw_detected flag is
-# documented [seed001]; the words below cover fal-style "content_policy_violation" and NSFW messages.
+# GUESS [doc]: Runflow documents no moderation code. The output's nsfw_detected flag is
+# documented [doc]; the words below cover fal-style "content_policy_violation" and NSFW messages.
 _MODERATION = re.compile(r"nsfw|moderat|content[ _-]?polic|safety|flagged|inappropriate", re.IGNORECASE)
 
 
@@ -84,7 +86,7 @@ class RunflowProvider(Adapter):
         image_url = request.image.url or await self._upload(request.image)
         body = to_payload(request, image_url, callback_url)
         url = self._config.url(RUNS_PATH.format(model_path=self.model_path(request.model)))
-        # The create status is UNCERTAIN (200/201/202) [providers.md 3]: any 2xx is accepted.
+        # The create status is UNCERTAIN (200/201/202) [doc]: any 2xx is accepted.
         try:
             response = await self._http.create("POST", url, json=body, headers=self._config.bearer())
         except ProviderHTTPError as exc:
@@ -168,7 +170,7 @@ class RunflowProvider(Adapter):
 
 
 def to_payload(request: GenerationRequest, image_url: str, callback_url: str | None) -> dict[str, Any]:
-    """The run body: snake_case ``input`` fields as documented [seed001]; safety_tolerance is a string."""
+    """The run body: snake_case ``input`` fields as documented [doc]; safety_tolerance is a string."""
     tolerance = str(request.safety_tolerance) if request.safety_tolerance is not None else None
     return compact(
         {
@@ -202,7 +204,9 @@ def to_status(run: Mapping[str, Any]) -> JobStatus:
         return failure_status(run, word)
     if word in _CANCELED:
         return JobStatus(state="canceled", error=_failure(run)[1], raw=dict(run))
-    return JobStatus(state=_ACTIVE.get(word, "running"), raw=dict(run))
+    if word in _ACTIVE:
+        return JobStatus(state=_ACTIVE[word], raw=dict(run))
+    return JobStatus(state="running", unknown=word or "(none)", raw=dict(run))
 
 
 def failure_status(run: Mapping[str, Any], word: str) -> JobStatus:
@@ -219,11 +223,11 @@ def _failure(run: Mapping[str, Any]) -> tuple[str | None, str | None]:
     error, output = as_dict(run.get("error")), as_dict(run.get("output"))
     code = first_str(run.get("failure_code"), error.get("code"), output.get("code"))
     message = first_str(run.get("failure_message"), error.get("message"), output.get("message"))
-    # The API reference says failure_stage_code, the errors page failure_stage [providers.md 3].
+    # The API reference says failure_stage_code, the errors page failure_stage [doc].
     stage = first_str(run.get("failure_stage_code"), run.get("failure_stage"))
     if message is None and code is not None:
         # failure_message is not promised on every failed run, but failure_code (e.g. INPUT_VALIDATION_FAILED)
-        # already names the reason [providers.md 3 "Poll"]: show it rather than a generic sentence.
+        # already names the reason [doc: poll]: show it rather than a generic sentence.
         message = f"failure code {code}"
     if message and stage:
         message = f"{message.rstrip('.')} (stage: {stage})"
@@ -258,7 +262,7 @@ def callback_status(payload: Mapping[str, Any]) -> JobStatus:
 
 
 def callback_secrets(value: str | None) -> tuple[str, ...]:
-    """The configured signing secrets; several verify in parallel during a rotation [providers.md 3]."""
+    """The configured signing secrets; several verify in parallel during a rotation [doc]."""
     return tuple(s.strip() for s in (value or "").split(",") if s.strip())
 
 
@@ -288,7 +292,7 @@ SPEC = ProviderSpec(
     default_base_url="https://api.runflow.io",
     factory=_factory,
     capabilities=Capabilities(
-        text_to_image=False,  # image_url is required: the Kontext endpoint only edits [seed001]
+        text_to_image=False,  # image_url is required: the Kontext endpoint only edits [doc]
         edit=True,
         aspect_ratios=("21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21"),
         safety_range=(1, 6),
@@ -299,10 +303,12 @@ SPEC = ProviderSpec(
         callbacks=True,
         upload=True,
     ),
-    poll=PollSchedule(first_s=2.0, interval_s=2.0),  # runflow-js default poll interval [providers.md 3]
+    poll=PollSchedule(first_s=2.0, interval_s=2.0),  # runflow-js default poll interval [doc]
+    models={model: default for model, (_, default) in MODEL_PATHS.items()},  # run paths; each env may override
+    sandbox="runflow",
     prices={
-        "flux-kontext-pro": Price(usd=0.04, source="docs.runflow.io FLUX Kontext model page [seed001]"),
-        "flux-kontext-max": Price(usd=0.08, source="runflow.io/models/black-forest-labs/flux-pro-kontext-max"),
+        "flux-kontext-pro": Price(usd=0.04, source="https://www.runflow.io/models/black-forest-labs/flux-pro/kontext"),
+        "flux-kontext-max": Price(usd=0.08, source="https://runflow.io/models/black-forest-labs/flux-pro-kontext-max"),
     },
     extra_env={
         PRO_PATH_ENV: MODEL_PATHS["flux-kontext-pro"][1],
@@ -310,4 +316,5 @@ SPEC = ProviderSpec(
         SECRET_ENV: "",
     },
     docs_url="https://docs.runflow.io/api-reference/models/create-and-dispatch-a-singleton-model-run",
+    key_url="https://app.runflow.io/settings/api-keys",
 )

@@ -1,8 +1,10 @@
-"""Sandbox of the APIXO protocol, written from seed 003 and apixo.ai's docs (providers.md 1).
+"""Sandbox of the APIXO protocol, written from APIXO docs and apixo.ai's docs [doc].
 
 Every answer is {code, message, data}; errors use the real HTTP status with the same number in
 ``code`` and the detail in ``data.error`` [https://apixo.ai/docs/api-reference/error-codes].
 A task's ``resultJson`` is a JSON string. Callbacks POST the status envelope, unsigned.
+
+Facts cited as [doc] are in docs/providers.md, section "APIXO".
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from playground.sandbox.core import SandboxJob, SandboxState
 MODEL_ID = "flux-kontext"
 MODES = {"pro": "flux-kontext-pro", "max": "flux-kontext-max"}
 RATIOS = ("21:9", "16:9", "4:3", "1:1", "3:4", "9:16")
-DEFAULT_RATIO = "16:9"  # "aspect_ratio ... default 16:9" [providers.md 1]
+DEFAULT_RATIO = "16:9"  # "aspect_ratio ... default 16:9" [doc]
 MAX_PROMPT_CHARS = 10_000
 TOP_FIELDS = {"request_type", "callback_url", "provider", "input", "source"}  # source: APIXO's MCP server sends it
 INPUT_FIELDS = {
@@ -196,7 +198,7 @@ def _validate_images(given: dict[str, Any]) -> str | None:
     if "image_urls" in given and "image_url" in given:
         return "Use input.image_urls only"
     urls = given.get("image_urls", [])
-    if "image_url" in given:  # the older page's single string; tolerated [providers.md 1]
+    if "image_url" in given:  # the older page's single string; tolerated [doc]
         urls = [given["image_url"]] if isinstance(given["image_url"], str) else None
     if not isinstance(urls, list):
         return "input.image_urls must be an array of URLs"

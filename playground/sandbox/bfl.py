@@ -1,10 +1,12 @@
-"""Sandbox of the official BFL API, written from docs.bfl.ai, its OpenAPI and BFL's skills repo (providers.md 6).
+"""Sandbox of the official BFL API, written from docs.bfl.ai, its OpenAPI and BFL's skills repo [doc].
 
 FastAPI-style answers: 422 ``{"detail": [{"loc", "msg", "type"}]}`` for a bad body, ``{"detail": "..."}``
 for other errors, 403 for a missing or wrong ``x-key``. The create answer's ``polling_url`` names a
 regional path (``/us1/v1/get_result``), as the live API names a regional host, so a client that builds
 the URL itself instead of following it is caught. Webhooks are signed with the request's own
 ``webhook_secret``.
+
+Facts cited as [doc] are in docs/providers.md, section "Black Forest Labs".
 """
 
 from __future__ import annotations
@@ -187,7 +189,7 @@ def _accepted(job: SandboxJob, body: dict[str, Any], mount: str) -> dict[str, An
     """AsyncResponse, or AsyncWebhookResponse (id, status, webhook_url: no polling_url) with a webhook."""
     cost = COST_CREDITS[job.model]
     if body.get("webhook_url"):
-        # UNCERTAIN [providers.md 6]: the OpenAPI names a status field here but not its values.
+        # UNCERTAIN [doc]: the OpenAPI names a status field here but not its values.
         return {"id": job.id, "status": "Pending", "webhook_url": body["webhook_url"], "cost": cost}
     return {"id": job.id, "polling_url": f"{mount}/{REGION}/v1/get_result?id={job.id}", "cost": cost}
 
@@ -225,13 +227,13 @@ async def result(state: SandboxState, job: SandboxJob, base: str, label: str) ->
     elif job.outcome == "moderate":
         answer.update(status="Content Moderated", details={"Moderation Reasons": MODERATION_REASONS})
     else:
-        # UNCERTAIN [providers.md 6]: the OpenAPI has ``details``; the skills repo shows ``error`` instead.
+        # UNCERTAIN [doc]: the OpenAPI has ``details``; the skills repo shows ``error`` instead.
         answer.update(status="Error", details={"error": FAILURE_DETAIL})
     return answer
 
 
 async def callback(state: SandboxState, job: SandboxJob, base: str, label: str) -> tuple[bytes, dict[str, str]]:
-    """The webhook delivery, per BFL's skills repo (UNCERTAIN [providers.md 6]): Ready with ``result``, or
+    """The webhook delivery, per BFL's skills repo (UNCERTAIN [doc]): Ready with ``result``, or
     Error with ``error``/``message``; ``X-BFL-Signature: sha256=<hex HMAC of the raw body>``."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     if job.outcome == "success":

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from playground.sandbox.core import RETRY_AFTER_S, SandboxJob, SandboxState, Stage
 
@@ -59,10 +59,6 @@ async def fault(state: SandboxState, provider: str, stage: Stage, error: ErrorSh
         return error(455, "Service unavailable: system under maintenance", "maintenance")
     await asyncio.sleep(0)
     return error(int(kind), "Internal server error (injected by the sandbox)", "server_error")
-
-
-def json_response(body: dict[str, Any], status: int = 200) -> JSONResponse:
-    return JSONResponse(body, status_code=status)
 
 
 CallbackBuilder = Callable[[SandboxJob], Awaitable[tuple[bytes, dict[str, str]]]]

@@ -253,11 +253,8 @@ class SandboxState:
         mime = "image/png" if job.output_format == "png" else "image/jpeg"
         self.files[f"result-{job.id}"] = (job.result, mime)
 
-    async def fetch_input(self, url: str, origin: str | None = None) -> bytes | None:
-        """The input image's bytes; None (and a placeholder is drawn) when it cannot be fetched.
-
-        ``origin`` is accepted for callers that pass it; files served by this sandbox are found by URL.
-        """
+    async def fetch_input(self, url: str) -> bytes | None:
+        """The input image's bytes (files served by this sandbox are found by URL); None when unreadable."""
         local = self._served_file(url)
         if local is not None:
             return local

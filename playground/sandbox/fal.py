@@ -1,4 +1,4 @@
-"""Sandbox of fal.ai's queue API for FLUX.1 Kontext, written from providers.md 7 and fal's queue docs.
+"""Sandbox of fal.ai's queue API for FLUX.1 Kontext, written from [doc] and fal's queue docs.
 
 Submit is POST /<endpoint-id> with the model input as the body (``?fal_webhook=`` for a callback); the
 answer carries status/response/cancel URLs on the owner/app only (``/fal-ai/flux-pro/requests/{id}``).
@@ -6,7 +6,9 @@ Status answers 202 while IN_QUEUE / IN_PROGRESS and 200 when COMPLETED; the resu
 response URL. Errors are FastAPI-style ``{"detail": ...}``; validation errors list typed objects
 ``{"loc", "msg", "type"}``. Stricter than fal on one point: unknown fields are refused (pydantic's
 ``extra_forbidden``) so a misspelt field cannot pass silently. Webhooks are signed with ED25519 over
-``request_id\\nuser_id\\ntimestamp\\nsha256_hex(body)`` (UNCERTAIN, 3rd-party code [providers.md 7]).
+``request_id\\nuser_id\\ntimestamp\\nsha256_hex(body)`` (UNCERTAIN, 3rd-party code [doc]).
+
+Facts cited as [doc] are in docs/providers.md, section "fal.ai".
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ def build(state: SandboxState, name: str, label: str) -> Starlette:
         value = request.headers.get("authorization", "")
         presented = value[4:].strip() if value.startswith("Key ") else None
         if not state.key_ok(name, presented):
-            # Sandbox wording; fal's exact 401 text is not documented in providers.md.
+            # Sandbox wording; fal's exact 401 text is not documented.
             return error(401, "No user found for Key ID and Secret" if presented else "Missing Authorization header")
         return None
 

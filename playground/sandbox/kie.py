@@ -1,7 +1,9 @@
-"""Sandbox of the KIE AI protocol (also FluxAPI.ai), written from seed 002/004 and docs.kie.ai.
+"""Sandbox of the KIE AI protocol (also FluxAPI.ai), written from FluxAPI.ai docs/004 and docs.kie.ai.
 
 Errors come back as {code, msg, data: null}. Like the live API, most of them arrive with HTTP 200
 and the real status in ``code``; server errors use the HTTP status too.
+
+Facts cited as [doc] are in docs/providers.md, section "KIE AI" (and "FluxAPI.ai").
 """
 
 from __future__ import annotations
@@ -24,7 +26,15 @@ from playground.sandbox.common import bearer, fault, json_body, origin, schedule
 from playground.sandbox.core import SandboxJob, SandboxState
 
 MODELS = {"flux-kontext-pro", "flux-kontext-max"}
-RATIOS = {"21:9", "16:9", "4:3", "1:1", "3:4", "9:16", "16:21"}  # 16:21 is in the quickstarts [seed002]
+RATIOS = {
+    "21:9",
+    "16:9",
+    "4:3",
+    "1:1",
+    "3:4",
+    "9:16",
+    "16:21",
+}  # 16:21 is in the quickstarts [doc: FluxAPI.ai]
 FIELDS = {
     "prompt",
     "model",
@@ -185,7 +195,7 @@ async def record(state: SandboxState, job: SandboxJob, base: str, label: str) ->
 async def callback(
     state: SandboxState, job: SandboxJob, base: str, label: str, name: str
 ) -> tuple[bytes, dict[str, str]]:
-    """The callback KIE POSTs when a job ends; result under data.info (not data.response) [seed004]."""
+    """The callback KIE POSTs when a job ends; result under data.info (not data.response) [doc]."""
     if job.outcome == "success":
         url = await state.result_url(job, base, label)
         body = {

@@ -1,4 +1,4 @@
-"""Sandbox of Replicate's predictions API for the official FLUX.1 Kontext models (providers.md 8).
+"""Sandbox of Replicate's predictions API for the official FLUX.1 Kontext models [doc].
 
 POST /v1/models/black-forest-labs/<model>/predictions answers 201 with a prediction object; GET
 /v1/predictions/<id> reads it; status runs starting -> processing -> succeeded | failed | canceled.
@@ -6,6 +6,8 @@ Errors are problem details {"title", "detail", "status"} (RFC 7807, as replicate
 ReplicateError reads them). Webhooks POST the final prediction, signed the Standard Webhooks way
 [https://replicate.com/docs/topics/webhooks/verify-webhook]; this module signs independently of
 the adapter, so a mismatch between the two shows up in the tests.
+
+Facts cited as [doc] are in docs/providers.md, section "Replicate".
 """
 
 from __future__ import annotations
@@ -81,13 +83,13 @@ FAILURES = {
     "fail": "Prediction failed: unexpected error handling prediction (E6716)",
 }
 STARTING_SHARE = 0.2  # the first fifth of a job reads "starting" (queued, booting), the rest "processing"
-MAX_WAIT_S = 60  # "Prefer: wait" holds the request at most 60 s [providers.md 8]
+MAX_WAIT_S = 60  # "Prefer: wait" holds the request at most 60 s [doc]
 SECRET_ENV = "REPLICATE_WEBHOOK_SECRET"
 SANDBOX_SECRETS = {SECRET_ENV: "whsec_c2FuZGJveC1yZXBsaWNhdGUtd2ViaG9vay1rZXktMzI="}
 
 
 def error(status: int, detail: str, code: str = "") -> Response:
-    """Replicate's problem-details error (UNCERTAIN exact fields [providers.md 8])."""
+    """Replicate's problem-details error (UNCERTAIN exact fields [doc])."""
     body = {"title": TITLES.get(status, "Error"), "detail": detail, "status": status}
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
 

@@ -1,10 +1,12 @@
-"""Sandbox of the RunAPI.ai protocol, written from seed 000, the flux-kontext SDK and the core SDK.
+"""Sandbox of the RunAPI.ai protocol, written from RunAPI.ai docs, the flux-kontext SDK and the core SDK.
 
 Bare JSON objects, no envelope. Errors are an HTTP status with ``{"error": {"code", "message"}}``
-(GUESS from the SDK's error parser [providers.md 2]); the codes are the SDK's default ones.
+(GUESS from the SDK's error parser [doc]); the codes are the SDK's default ones.
 Creation honours ``Idempotency-Key``: the same key and body return the same task, the same key
 with another body is a 409 [repo: runapi-ai/core-sdk README.md]. Callbacks are signed with
-X-Callback-Id / -Timestamp / -Signature [seed000].
+X-Callback-Id / -Timestamp / -Signature [doc].
+
+Facts cited as [doc] are in docs/providers.md, section "RunAPI.ai".
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ FIELDS = {
     "watermark",
     "callback_url",
 }
-# Seed 000 (SDK v0.2.3) names, renamed in v0.2.5 "to align with the upstream Input Contract". Whether
-# the live server still takes them is UNCERTAIN [providers.md 2]; the sandbox refuses them, naming the
+# The SDK v0.2.3 names, renamed in v0.2.5 "to align with the upstream Input Contract". Whether
+# the live server still takes them is UNCERTAIN [doc]; the sandbox refuses them, naming the
 # new field, so an adapter that regresses to the old vocabulary fails loudly here instead of in production.
 RENAMED = {"input_image": "source_image_url", "prompt_upsampling": "enable_prompt_expansion", "upload_cn": None}
 MAX_IDEMPOTENCY_KEY_CHARS = 512
@@ -133,7 +135,7 @@ def build(state: SandboxState, name: str, label: str) -> Starlette:
         if denied:
             return denied
         body = await json_body(request)
-        content, problem = await _file_content(state, body, origin(request))
+        content, problem = await _file_content(state, body)
         if content is None:
             return error(422, problem)
         file_name = str((body or {}).get("file_name") or "upload")
@@ -227,7 +229,7 @@ async def task(state: SandboxState, job: SandboxJob, base: str, label: str) -> d
 async def callback(
     state: SandboxState, job: SandboxJob, base: str, label: str, name: str
 ) -> tuple[bytes, dict[str, str]]:
-    """The signed final payload RunAPI POSTs to callback_url [seed000]."""
+    """The signed final payload RunAPI POSTs to callback_url [doc]."""
     payload: dict[str, Any] = {"id": job.id, "status": "completed" if job.outcome == "success" else "failed"}
     if job.outcome == "success":
         url = await state.result_url(job, base, label)
@@ -245,15 +247,15 @@ async def callback(
 
 
 def sign(delivery_id: str, timestamp: str, raw: bytes, secret: str) -> str:
-    """As seed 000's verify(): base64 HMAC-SHA256 over `${id}.${ts}.${rawBody}` with the base64-decoded secret.
+    """As RunAPI.ai docs's verify(): base64 HMAC-SHA256 over `${id}.${ts}.${rawBody}` with the base64-decoded secret.
 
-    The id is the X-Callback-Id value (UNCERTAIN whether it is the task id [providers.md 2]).
+    The id is the X-Callback-Id value (UNCERTAIN whether it is the task id [doc]).
     """
     message = f"{delivery_id}.{timestamp}.".encode() + raw
     return base64.b64encode(hmac.new(base64.b64decode(secret), message, hashlib.sha256).digest()).decode()
 
 
-async def _file_content(state: SandboxState, body: dict[str, Any] | None, base: str) -> tuple[bytes | None, str]:
+async def _file_content(state: SandboxState, body: dict[str, Any] | None) -> tuple[bytes | None, str]:
     """The bytes a Files API source names: {type: base64, data} or {type: url, url} [core-sdk files.py]."""
     source = (body or {}).get("source")
     if not isinstance(source, dict):
@@ -265,7 +267,7 @@ async def _file_content(state: SandboxState, body: dict[str, Any] | None, base: 
             return None, "source.data must be base64"
     url = source.get("url")
     if source.get("type") == "url" and isinstance(url, str) and url.startswith(("http://", "https://")):
-        content = await state.fetch_input(url, base)
+        content = await state.fetch_input(url)
         return content, f"could not download {url}"
     return None, "source.type must be url or base64"
 

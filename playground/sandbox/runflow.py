@@ -1,9 +1,11 @@
-"""Sandbox of Runflow's model-run API, written from seed 001 and docs.runflow.io (providers.md 3).
+"""Sandbox of Runflow's model-run API, written from Runflow docs and docs.runflow.io [doc].
 
 Errors are {code, message, errors} on real HTTP statuses (422 carries field details in ``errors``).
 A run object moves queued -> dispatching -> running -> succeeded|failed; its image is under
 output.outputs[].url. Asset uploads hand out a pre-signed-style URL on this server that, like an S3
 pre-signed URL, refuses a request that also carries an Authorization header.
+
+Facts cited as [doc] are in docs/providers.md, section "Runflow".
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from playground.images import sniff
 from playground.sandbox.common import bearer, fault, json_body, mount_url, origin, schedule_callback
 from playground.sandbox.core import SandboxJob, SandboxState, Stage
 
-# The [max] path is a GUESS shared with the adapter [providers.md 3]; the [pro] path is documented [seed001].
+# The [max] path is a GUESS shared with the adapter [doc]; the [pro] path is documented [doc].
 MODEL_PATHS = {
     "black-forest-labs/flux-pro/kontext": "flux-kontext-pro",
     "black-forest-labs/flux-pro/kontext/max": "flux-kontext-max",
@@ -111,7 +113,7 @@ def build(state: SandboxState, name: str, label: str) -> Starlette:
             callback_url=body.get("callback_url"),
         )
         schedule_callback(state, job, lambda j: callback(state, j, origin(request), label, name))
-        # The create status is UNCERTAIN [providers.md 3]; the sandbox answers 201.
+        # The create status is UNCERTAIN [doc]; the sandbox answers 201.
         return JSONResponse(await run_object(state, job, origin(request), label, mount_url(request)), status_code=201)
 
     async def get_run(request: Request) -> Response:
@@ -198,7 +200,7 @@ def _required(given: dict[str, Any]) -> list[dict[str, str]]:
     image = given.get("image_url")
     if not isinstance(image, str) or not image:
         return [_problem("input.image_url", "field required")]
-    if image.startswith("data:"):  # materialized to runflow://assets/..., which dispatch rejected [providers.md 3]
+    if image.startswith("data:"):  # materialized to runflow://assets/..., which dispatch rejected [doc]
         return [_problem("input.image_url", "media URL must use HTTP(S) or data URI, got 'runflow'")]
     if not image.startswith(("http://", "https://")):
         return [_problem("input.image_url", f"media URL must use HTTP(S) or data URI, got '{image.split(':')[0]}'")]

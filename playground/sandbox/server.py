@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 import threading
@@ -19,38 +20,31 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from playground.providers import REGISTRY
-from playground.sandbox import apixo, bfl, fal, kie, replicate, runapi, runflow
 from playground.sandbox.core import SandboxState
 from playground.settings import Settings, is_secret_name
 
 SANDBOX_KEY = "sandbox-key"
 FAST_POLL_S = 0.25
 
-# provider name -> the sandbox module of the protocol it speaks (one line per provider). A module
-# has build(state, name, label) -> Starlette and SANDBOX_SECRETS: env name -> value it signs with.
-PROTOCOLS: dict[str, ModuleType] = {
-    "kie": kie,
-    "fluxapi": kie,
-    "runapi": runapi,
-    "runflow": runflow,
-    "apixo": apixo,
-    "bfl": bfl,
-    "fal": fal,
-    "replicate": replicate,
-}
+
+def protocol(name: str) -> ModuleType:
+    """The sandbox module that speaks provider ``name``'s protocol, as its registry entry names it.
+
+    A module has build(state, name, label) -> Starlette and SANDBOX_SECRETS: env name -> value it signs with.
+    """
+    return importlib.import_module(f"playground.sandbox.{REGISTRY[name].sandbox}")
 
 
 def build_app(state: SandboxState) -> Starlette:
-    """One ASGI app serving every protocol at /<provider>, plus files and controls."""
+    """One ASGI app serving every registered provider's protocol at /<provider>, plus files and controls."""
     routes: list[Route | Mount] = [
         Route("/files/{name}", _file(state)),
         Route("/_sandbox/requests", _requests(state)),
         Route("/_sandbox/faults", _faults(state), methods=["POST"]),
     ]
-    for name, module in PROTOCOLS.items():
-        label = REGISTRY[name].label if name in REGISTRY else name
-        state.labels[name] = label
-        routes.append(Mount(f"/{name}", app=module.build(state, name, label)))
+    for name, spec in REGISTRY.items():
+        state.labels[name] = spec.label
+        routes.append(Mount(f"/{name}", app=protocol(name).build(state, name, spec.label)))
     return Starlette(routes=routes)
 
 
@@ -95,7 +89,7 @@ def sandbox_settings(settings: Settings, base_url: str, *, key: str = SANDBOX_KE
             if extra.endswith("_BASE_URL"):
                 values[extra] = mount
         secrets[spec.key_env] = SecretStr(key)
-        signing = getattr(PROTOCOLS.get(name), "SANDBOX_SECRETS", {})
+        signing = getattr(protocol(name), "SANDBOX_SECRETS", {})
         for env, value in signing.items():
             if env not in spec.extra_env:
                 continue

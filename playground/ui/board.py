@@ -9,17 +9,18 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from playground.models import MODELS, JobEvent, JobResult, ModelId, WireRequest
+from playground.models import MODELS, JobEvent, JobResult, WireRequest
 from playground.providers import ProviderSpec
 from playground.ui.format import Outcome, failure_help, notes_markdown, result_facts, resume_hint
 
 ACTIVE_STATES = frozenset({"queued", "running"})
-PanelKey = tuple[str, ModelId]
+PanelKey = tuple[str, str]
+"""(provider name, model id)."""
 
 
 def panel_keys(specs: Mapping[str, ProviderSpec]) -> list[PanelKey]:
-    """Every panel a tab has, in page order: each provider with each model."""
-    return [(name, model) for name in specs for model in MODELS]
+    """Every panel a tab has, in page order: each provider with each model it serves."""
+    return [(name, model) for name, spec in specs.items() for model in MODELS if spec.serves(model)]
 
 
 @dataclass
@@ -27,7 +28,7 @@ class PanelView:
     """What one (provider, model) panel shows right now."""
 
     provider: str
-    model: ModelId
+    model: str
     label: str
     key_env: str
     state: str = "queued"

@@ -10,7 +10,7 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from playground.models import Capabilities, JobResult, ModelId, WireRequest
+from playground.models import JobResult, WireRequest, model_info
 from playground.providers import ProviderSpec
 
 # Headers that carry credentials; a value without a $VARIABLE in it is replaced by one.
@@ -29,7 +29,10 @@ INFO, WARNING, BLOCKED = "ℹ", "⚠", "✘"
 
 def model_short(model: str) -> str:
     """'flux-kontext-pro' -> 'pro'."""
-    return model.removeprefix("flux-kontext-")
+    try:
+        return model_info(model).short
+    except ValueError:  # a model this playground no longer knows, read back from an old history
+        return model
 
 
 def job_name(label: str, model: str) -> str:
@@ -141,18 +144,19 @@ def _header_arg(name: str, value: str, key_env: str | None) -> str:
     return shlex.quote(f"{name}: {value}")
 
 
-def capability_words(caps: Capabilities, *, can_host: bool = False) -> list[str]:
+def capability_words(spec: ProviderSpec, *, can_host: bool = False) -> list[str]:
     """What a provider supports, in the fewest words that tell providers apart.
 
     ``can_host``: the app publishes local inputs at a URL of its own, so URL-only providers take files too.
     """
+    caps = spec.capabilities
     words = []
     if not caps.text_to_image:
         words.append("edit only")
     elif not caps.edit:
         words.append("text-to-image only")
-    if len(caps.models) == 1:
-        words.append(f"{model_short(caps.models[0])} only")
+    if len(spec.models) == 1:
+        words.append(f"{model_short(next(iter(spec.models)))} only")
     words += [word for word, ok in (("seed", caps.seed), ("guidance", caps.guidance)) if ok]
     if caps.edit and not (caps.upload or caps.inline_image):
         words.append("files hosted by the app" if can_host else "image URLs only")
@@ -161,7 +165,7 @@ def capability_words(caps: Capabilities, *, can_host: bool = False) -> list[str]
 
 def provider_choice_label(spec: ProviderSpec, *, can_host: bool = False) -> str:
     """'Runflow (edit only, seed, guidance)': a provider as a checkbox label."""
-    words = capability_words(spec.capabilities, can_host=can_host)
+    words = capability_words(spec, can_host=can_host)
     return f"{spec.label} ({', '.join(words)})" if words else spec.label
 
 
@@ -170,7 +174,7 @@ class Outcome:
     """One job as the summary sees it."""
 
     label: str
-    model: ModelId
+    model: str
     state: str
     latency_s: float | None = None
     cost_usd: float | None = None

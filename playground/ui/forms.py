@@ -5,7 +5,6 @@ No gradio here. Errors are PlaygroundErrors whose text the page shows as is.
 
 from __future__ import annotations
 
-import argparse
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,13 +13,32 @@ from typing import Any
 from pydantic import SecretStr
 
 from playground.capabilities import check_request
-from playground.cli import build_request
 from playground.errors import InvalidInputError, PlaygroundError
 from playground.images import load_input_image
-from playground.models import MODELS, GenerationRequest, InputImage, ModelId
+from playground.models import MODELS, GenerationRequest, InputImage
 from playground.providers import ProviderSpec
+from playground.request import build_request
 from playground.ui.board import PanelKey
 from playground.ui.format import BLOCKED, INFO, WARNING, estimate_text, job_name
+
+# The one table that wires a tab's inputs: the layout builds a component for each name, the handlers read
+# the values by these names. Adding a control: a Form field, its name here, its component in the layout.
+TEXT_FIELDS = (
+    "prompt",
+    "providers",
+    "models",
+    "aspect_ratio",
+    "output_format",
+    "seed",
+    "same_seed",
+    "randomize",
+    "safety",
+    "upsampling",
+    "translation",
+    "guidance",
+)
+FORM_FIELDS: dict[str, tuple[str, ...]] = {"text": TEXT_FIELDS, "edit": (*TEXT_FIELDS, "image_path", "image_url")}
+STATE_FIELDS = ("keys", "owner")  # what the browser keeps: the visitor's keys and their opaque owner id
 
 KEYS_VERSION = 1
 RANDOM_SEED_LIMIT = 2**31  # the range every provider with a seed documents
@@ -46,6 +64,12 @@ class Form:
     guidance: str | float | None
     image_path: str | None = None
     image_url: str | None = None
+
+    @classmethod
+    def named(cls, values: Mapping[str, Any]) -> Form:
+        """A Form from values by field name (FORM_FIELDS); names that are not form fields are ignored."""
+        fields = set(FORM_FIELDS["edit"])
+        return cls(**{name: value for name, value in values.items() if name in fields})
 
     @property
     def image_source(self) -> str | None:
@@ -75,22 +99,25 @@ def _number(typed: str | float | None, name: str) -> float | None:
         raise InvalidInputError(f"The {name} must be a number, not {text[:20]!r}.") from None
 
 
+def named_inputs(kind: str, values: Sequence[Any]) -> dict[str, Any]:
+    """A tab's input values by name, in the order of FORM_FIELDS[kind] then STATE_FIELDS."""
+    return dict(zip((*FORM_FIELDS[kind], *STATE_FIELDS), values, strict=True))
+
+
 def build(form: Form, seed: int | None, image: InputImage | None, *, prompt: str | None = None) -> GenerationRequest:
     """The request the form describes, or InvalidInputError with one sentence."""
     safety = None if form.safety in (None, "", DEFAULT_SAFETY) else _number(form.safety, "safety tolerance")
-    args = argparse.Namespace(
-        prompt=form.prompt if prompt is None else prompt,
-        image=None,
+    return build_request(
+        form.prompt if prompt is None else prompt,
+        image=image,
         aspect_ratio=form.aspect_ratio or None,
         output_format=form.output_format,
         seed=seed,
         safety_tolerance=None if safety is None else int(safety),
         prompt_upsampling=bool(form.upsampling),
-        translation=form.translation if form.translation in ("on", "off") else None,
+        enable_translation={"on": True, "off": False}.get(form.translation),
         guidance=_number(form.guidance, "guidance"),
     )
-    request = build_request(args)
-    return request.model_copy(update={"image": image}) if image is not None else request
 
 
 def load_image(form: Form, *, required: bool) -> InputImage | None:
@@ -113,7 +140,7 @@ def placeholder_image(form: Form) -> InputImage | None:
 
 def targets(form: Form, specs: Mapping[str, ProviderSpec]) -> list[PanelKey]:
     """Every (provider, model) pair chosen, in page order; InvalidInputError when none is."""
-    models: list[ModelId] = [m for m in MODELS if m in form.models]
+    models = [m for m in MODELS if m in form.models]
     chosen = [name for name in specs if name in form.providers]
     if not chosen or not models:
         raise InvalidInputError("Choose at least one provider and one model.")
@@ -174,7 +201,8 @@ def preview_lines(
         request = request.model_copy(update={"image": InputImage(url="https://example.com/input.png")})
     lines: list[str] = []
     for name, model in chosen:
-        lines += _target_lines(specs[name], request.with_model(model), name in usable, can_host)
+        serving = [spec.label for spec in specs.values() if spec.serves(model)]
+        lines += _target_lines(specs[name], request.with_model(model), name in usable, can_host, serving)
     prices = [(job_name(specs[n].label, m), _price(specs[n], m)) for n, m in chosen]
     return list(dict.fromkeys(lines)) + [estimate_text(prices)]
 
@@ -183,16 +211,18 @@ def _preview_seed(form: Form) -> int | None:
     return 0 if form.randomize else form.typed_seed()
 
 
-def _target_lines(spec: ProviderSpec, request: GenerationRequest, is_usable: bool, can_host: bool) -> list[str]:
+def _target_lines(
+    spec: ProviderSpec, request: GenerationRequest, is_usable: bool, can_host: bool, serving: Sequence[str]
+) -> list[str]:
     if not is_usable:
         return [f"{WARNING} {spec.label} has no API key: enter yours under **Keys** ({spec.key_env})."]
     try:
-        notes = check_request(spec.label, spec.capabilities, request, can_host=can_host)
+        notes = check_request(spec, request, can_host=can_host, served_by=serving)
         return [f"{INFO} {note}" for note in notes]
     except PlaygroundError as exc:
         return [f"{BLOCKED} {exc}"]
 
 
-def _price(spec: ProviderSpec, model: ModelId) -> float | None:
+def _price(spec: ProviderSpec, model: str) -> float | None:
     price = spec.prices.get(model)
     return price.usd if price else None

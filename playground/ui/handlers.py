@@ -7,12 +7,11 @@ because each (provider, model) job is checked on its own and the service runs th
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,8 @@ from pydantic import SecretStr
 from playground.errors import PlaygroundError
 from playground.fetch import fetch_user_image
 from playground.images import EXTENSIONS
-from playground.models import GenerationRequest, InputImage, JobEvent
-from playground.service import GenerationService
+from playground.models import Events, GenerationRequest, InputImage
+from playground.service import GenerationService, Plan
 from playground.ui import forms
 from playground.ui.board import Board, PanelKey, panel_keys
 from playground.ui.format import BLOCKED, provider_choice_label, run_summary
@@ -113,15 +112,20 @@ class Handlers:
     # --- what the controls mean, before the run ------------------------------------------------------
 
     def preview_text(self, *values: Any) -> str:
-        """Unsupported values, ignored controls, missing keys and the cost, for the Text to image tab."""
-        return self._preview(_form(values[:-1], edit=False), values[-1], needs_image=False)
+        """Unsupported values, ignored controls, missing keys and the cost, for the Text to image tab.
+
+        ``values``: the tab's FORM_FIELDS, then the browser's stored keys.
+        """
+        return self._preview("text", values, needs_image=False)
 
     def preview_edit(self, *values: Any) -> str:
         """The same for the Edit tab."""
-        return self._preview(_form(values[:-1], edit=True), values[-1], needs_image=True)
+        return self._preview("edit", values, needs_image=True)
 
-    def _preview(self, form: forms.Form, blob: object, *, needs_image: bool) -> str:
-        usable = self.usable(forms.visitor_keys(blob, self.specs))
+    def _preview(self, kind: TabKind, values: Sequence[Any], *, needs_image: bool) -> str:
+        named = forms.named_inputs(kind, [*values, None])  # no owner: the preview keeps nothing
+        form = forms.Form.named(named)
+        usable = self.usable(forms.visitor_keys(named["keys"], self.specs))
         can_host = self.service.input_host is not None
         lines = forms.preview_lines(form, self.specs, usable, needs_image=needs_image, can_host=can_host)
         return "\n".join(f"- {line}" for line in lines)
@@ -131,19 +135,19 @@ class Handlers:
     async def generate_text(self, request: gr.Request, *values: Any) -> Frames:
         """Run the Text to image tab's form on every chosen provider and model; stream the panels.
 
-        The last two values are the browser's stored keys and its owner id (kept with the run in history).
+        ``values``: the tab's FORM_FIELDS, then STATE_FIELDS (the browser's stored keys and its owner id,
+        kept with the run in history).
         """
-        async for frame in self._generate("text", _form(values[:-2], edit=False), values[-2], values[-1], request):
+        async for frame in self._generate("text", forms.named_inputs("text", values), request):
             yield frame
 
     async def generate_edit(self, request: gr.Request, *values: Any) -> Frames:
         """Run the Edit tab's form; each panel also shows before/after."""
-        async for frame in self._generate("edit", _form(values[:-2], edit=True), values[-2], values[-1], request):
+        async for frame in self._generate("edit", forms.named_inputs("edit", values), request):
             yield frame
 
-    async def _generate(
-        self, kind: TabKind, form: forms.Form, blob: object, owner: object, request: gr.Request | None
-    ) -> Frames:
+    async def _generate(self, kind: TabKind, named: dict[str, Any], request: gr.Request | None) -> Frames:
+        form, blob, owner = forms.Form.named(named), named["keys"], named["owner"]
         renderer = Renderer(kind, self.keys, sandbox=self.options.sandbox)
         seed = form.next_seed()
         try:
@@ -156,14 +160,14 @@ class Handlers:
         board = Board.start(chosen, self.specs, input_path=input_path, clock=self.clock)
         self.remember(request, kind, board, renderer)
         keys = forms.visitor_keys(blob, self.specs)
-        good = self.check_each(board, job_request, chosen, keys)
+        plan = self.plan(board, job_request, chosen, keys, vary_seed=not form.same_seed)
         note = NO_BEFORE_NOTE if image is not None and input_path is None else ""
         yield renderer.frame(board, chosen, hide_others=True, seed=seed, message=note, summary="")
-        events = self.run_events(job_request, good, keys, vary_seed=not form.same_seed, owner=valid_owner(owner))
+        events = self.service.run(plan, owner=valid_owner(owner))
         async for frame in self.frames(renderer, board, events):
             yield frame
 
-    async def frames(self, renderer: Renderer, board: Board, events: AsyncIterator[JobEvent]) -> Frames:
+    async def frames(self, renderer: Renderer, board: Board, events: Events) -> Frames:
         """The panels as ``events`` change them; the last frame has the run summary (and the error, if any)."""
         message: Any = gr.skip()
         try:
@@ -176,34 +180,20 @@ class Handlers:
             leftover = board.stop()  # after Stop or an error nothing runs any more; after a normal end, none
         yield renderer.frame(board, leftover, message=message, summary=run_summary(board.outcomes(), board.wall_s))
 
-    def check_each(
-        self, board: Board, request: GenerationRequest, chosen: list[PanelKey], keys: dict[str, SecretStr]
-    ) -> list[PanelKey]:
-        """Check each target on its own: a bad one fails in its own panel, the good ones run."""
-        good = []
-        for key in chosen:
-            try:
-                self.service.plan(request, [key], keys, server_keys=self.options.server_keys)
-                good.append(key)
-            except PlaygroundError as exc:
-                board.reject(key, f"{exc} Nothing was sent.", exc.code)
-        return good
-
-    async def run_events(
+    def plan(
         self,
+        board: Board,
         request: GenerationRequest,
-        good: list[PanelKey],
+        chosen: list[PanelKey],
         keys: dict[str, SecretStr],
         *,
         vary_seed: bool,
-        owner: str | None,
-    ) -> AsyncGenerator[JobEvent, None]:
-        """The service's events for the targets that passed their checks (none: nothing to run)."""
-        if good:
-            server_keys = self.options.server_keys
-            run = self.service.run(request, good, keys=keys, server_keys=server_keys, vary_seed=vary_seed, owner=owner)
-            async for event in run:
-                yield event
+    ) -> Plan:
+        """The service's plan for the chosen targets; a refused one fails in its own panel, the others run."""
+        plan = self.service.plan(request, chosen, keys, server_keys=self.options.server_keys, vary_seed=vary_seed)
+        for refusal in plan.refused:
+            board.reject(refusal.target, f"{refusal.reason} Nothing was sent.", refusal.error.code)
+        return plan
 
     async def _input(self, form: forms.Form, *, required: bool) -> tuple[InputImage | None, str | None]:
         """The checked input image, and a local file of it for the before/after slider."""
@@ -286,12 +276,6 @@ class Handlers:
         """Put a panel's result (the 'after' of its slider) into the Edit input, and clear the URL box."""
         after = pair[1] if pair else None
         return (after, "") if after else (gr.skip(), gr.skip())
-
-
-def _form(values: Sequence[Any], *, edit: bool) -> forms.Form:
-    """A Form from the positional values of a tab's form inputs (see layout.TabUI.form_inputs)."""
-    base = forms.Form(*values[:12])
-    return dataclasses.replace(base, image_path=values[12], image_url=values[13]) if edit else base
 
 
 def _tabs(text_sel: Sequence[str], edit_sel: Sequence[str]) -> list[tuple[TabKind, Sequence[str]]]:

@@ -6,14 +6,14 @@ locally every run is listed. Streaming reuses the live tabs' machinery (Board, R
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import gradio as gr
 
 from playground.errors import PlaygroundError
-from playground.history import HistoryStore, RunRecord
-from playground.models import JobEvent
+from playground.history import History, RunRecord
+from playground.models import Events
 from playground.ui import forms
 from playground.ui.board import Board, PanelKey
 from playground.ui.format import BLOCKED, INFO, run_summary
@@ -22,7 +22,6 @@ from playground.ui.history_view import (
     LIST_LIMIT,
     RUN_HEADERS,
     board_of,
-    is_resumable,
     list_filters,
     list_note,
     new_owner,
@@ -64,10 +63,9 @@ class HistoryHandlers:
         self.options = handlers.options
 
     @property
-    def store(self) -> HistoryStore | None:
-        """The app's history, when it keeps one the tab can read."""
-        history = self.service.history
-        return history if isinstance(history, HistoryStore) else None
+    def store(self) -> History | None:
+        """The app's history (any store behind the History interface), or None when it keeps none."""
+        return self.service.history
 
     def ensure_owner(self, owner: object) -> str:
         """This browser's owner id: the one it keeps, or a new one to keep."""
@@ -75,14 +73,14 @@ class HistoryHandlers:
 
     # --- the list ------------------------------------------------------------------------------------
 
-    def list_runs(self, query: str, provider: str, model: str, outcome: str, owner: object) -> tuple[Any, str]:
+    async def list_runs(self, query: str, provider: str, model: str, outcome: str, owner: object) -> tuple[Any, str]:
         """The runs matching the filters, newest first (on a shared page, this browser's only)."""
         filters = list_filters(query, provider, model, outcome)
         store, mine = self.store, valid_owner(owner)
         if store is None or (self.options.shared and mine is None):
             runs = []
         else:
-            runs = store.list_runs(**filters, owner=mine if self.options.shared else None, limit=LIST_LIMIT)
+            runs = await store.list_runs(**filters, owner=mine if self.options.shared else None, limit=LIST_LIMIT)
         rows = [run_row(run, self.handlers.specs) for run in runs]
         note = list_note(len(rows), filtered=any(filters.values()))
         return {"headers": RUN_HEADERS, "data": rows}, note
@@ -94,9 +92,9 @@ class HistoryHandlers:
 
     # --- one run -------------------------------------------------------------------------------------
 
-    def open_run(self, run_id: str, owner: object) -> list[Any]:
+    async def open_run(self, run_id: str, owner: object) -> list[Any]:
         """The run's panels side by side, as they ended; its header, summary, and what can be done with it."""
-        record = self._find(run_id, owner)
+        record = await self._find(run_id, owner)
         if record is None:
             return self._renderer({}).head(message=NOT_FOUND, rerun=_shown(False), resume=_shown(False))
         return self._opened(record)
@@ -112,20 +110,20 @@ class HistoryHandlers:
             message="",
             summary=summary,
             rerun=_shown(record.request is not None),
-            resume=_shown(any(is_resumable(job) for job in record.jobs)),
+            resume=_shown(any(job.is_resumable for job in record.jobs)),
         )
         return renderer.frame(board, board.panels, hide_others=True, **(values | head))
 
-    def _find(self, run_id: str, owner: object) -> RunRecord | None:
+    async def _find(self, run_id: str, owner: object) -> RunRecord | None:
         """The run, if the history has it and (on a shared page) it belongs to this browser."""
         store, wanted = self.store, (run_id or "").strip()
         if store is None or not wanted:
             return None
         if self.options.shared:
             mine = valid_owner(owner)
-            if mine is None or all(run.run_id != wanted for run in store.list_runs(owner=mine, limit=-1)):
+            if mine is None or all(run.run_id != wanted for run in await store.list_runs(owner=mine, limit=-1)):
                 return None
-        return store.get_run(wanted)
+        return await store.get_run(wanted)
 
     def _renderer(self, timelines: Mapping[PanelKey, str]) -> HistoryRenderer:
         return HistoryRenderer(self.handlers.keys, sandbox=self.options.sandbox, timelines=timelines)
@@ -135,12 +133,12 @@ class HistoryHandlers:
     async def rerun(self, run_id: str, blob: object, owner: object, request: gr.Request) -> Frames:
         """Run the stored request again on the same targets with this visitor's keys; stream it here."""
         renderer = self._renderer({})
-        record, store = self._find(run_id, owner), self.store
+        record, store = await self._find(run_id, owner), self.store
         if record is None or store is None:
             yield renderer.head(message=NOT_FOUND)
             return
         try:
-            job_request = store.request_of(record.run_id)
+            job_request = await store.request_of(record.run_id)
         except KeyError:
             yield renderer.head(message=f"{BLOCKED} Run {record.run_id} has no stored request, so it cannot be re-run.")
             return
@@ -151,26 +149,24 @@ class HistoryHandlers:
         board = Board.start(chosen, self.handlers.specs, input_path=_kept(record), clock=self.handlers.clock)
         self.handlers.remember(request, "history", board, renderer)
         keys = forms.visitor_keys(blob, self.handlers.specs)
-        good = self.handlers.check_each(board, job_request, chosen, keys)
+        plan = self.handlers.plan(board, job_request, chosen, keys, vary_seed=False)
         note = f"{INFO} Re-run of `{record.run_id}`: the same request on the same providers and models."
         yield renderer.frame(board, chosen, hide_others=True, run=note, message="", summary="", resume=_shown(False))
         seen = _RunId()
-        events = self.handlers.run_events(job_request, good, keys, vary_seed=False, owner=valid_owner(owner))
+        events = self.service.run(plan, owner=valid_owner(owner))
         async for frame in self.handlers.frames(renderer, board, seen.watch(events)):
             yield frame
-        new = self._find(seen.run_id or "", owner)
+        new = await self._find(seen.run_id or "", owner)
         if new is not None:
             yield self._opened(new, message=note)
 
     async def resume(self, run_id: str, blob: object, owner: object, request: gr.Request) -> Frames:
         """Wait again for the run's unfinished or timed-out jobs by task id (nothing is submitted); stream them."""
-        record = self._find(run_id, owner)
+        record = await self._find(run_id, owner)
         if record is None:
             yield self._renderer({}).head(message=NOT_FOUND)
             return
-        resumable = [
-            job for job in record.jobs if is_resumable(job) and (job.provider, job.model) in self.handlers.keys
-        ]
+        resumable = [job for job in record.jobs if job.is_resumable and (job.provider, job.model) in self.handlers.keys]
         refs = [ref for job in resumable if (ref := job.ref()) is not None]
         if not refs:
             yield self._opened(record, message=f"{INFO} No job of this run is waiting for a result: nothing to resume.")
@@ -186,7 +182,7 @@ class HistoryHandlers:
         events = with_sent(resumed, sent)
         async for frame in self.handlers.frames(renderer, board, events):
             yield frame
-        done = self._find(record.run_id, owner)
+        done = await self._find(record.run_id, owner)
         if done is not None:
             yield self._opened(done)
 
@@ -206,7 +202,7 @@ class _RunId:
     def __init__(self) -> None:
         self.run_id: str | None = None
 
-    async def watch(self, events: AsyncIterator[JobEvent]) -> AsyncIterator[JobEvent]:
+    async def watch(self, events: Events) -> Events:
         async for event in events:
             self.run_id = self.run_id or event.run_id
             yield event

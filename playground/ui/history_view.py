@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from playground.history import OUTCOMES, JobRecord, RunRecord, RunSummary
 from playground.images import RESULT_FORMATS
-from playground.models import MODELS, JobEvent, JobResult, WireRequest
+from playground.models import MODELS, Events, JobResult, WireRequest
 from playground.providers import ProviderSpec
 from playground.ui.board import Board, PanelKey, PanelView
 from playground.ui.format import INFO, STATE_ICONS, WARNING, cost_text, job_name, model_short
@@ -158,11 +158,6 @@ def result_of(job: JobRecord) -> JobResult | None:
     )
 
 
-def is_resumable(job: JobRecord) -> bool:
-    """Submitted, and unfinished or stopped at our deadline (what HistoryStore.resumable_jobs returns)."""
-    return job.task_id is not None and (job.state in ("queued", "running") or job.error_kind == "deadline")
-
-
 def panel_of(job: JobRecord, spec: ProviderSpec) -> PanelView:
     """A stored job as a panel: its last state, result, error, notes and what was sent."""
     result = result_of(job)
@@ -172,7 +167,7 @@ def panel_of(job: JobRecord, spec: ProviderSpec) -> PanelView:
         notes.append(
             f"{WARNING} The result file {job.result_path} is gone; the provider's URL was {url} (these expire)."
         )
-    if is_resumable(job):
+    if job.is_resumable:
         notes.append(f"{INFO} **Resume waiting** (above) waits for task {job.task_id} again; nothing is resubmitted.")
     elapsed = job.latency_s if job.latency_s is not None else _last_elapsed(job)
     view = PanelView(job.provider, job.model, spec.label, spec.key_env, state=job.state, elapsed_s=elapsed)
@@ -215,7 +210,7 @@ def run_wall_s(record: RunRecord) -> float | None:
     return (max(moments) - record.created_at).total_seconds() if moments else None
 
 
-async def with_sent(events: AsyncIterator[JobEvent], sent: Mapping[PanelKey, WireRequest]) -> AsyncIterator[JobEvent]:
+async def with_sent(events: Events, sent: Mapping[PanelKey, WireRequest]) -> Events:
     """Resumed jobs' events carrying the request first sent (a resumed result only knows '(resumed)')."""
     async for event in events:
         original = sent.get((event.provider, event.model))

@@ -12,7 +12,7 @@ from gradio.events import Dependency
 
 from playground.models import ASPECT_RATIOS, MODELS
 from playground.ui.format import model_short
-from playground.ui.forms import DEFAULT_SAFETY, empty_keys
+from playground.ui.forms import DEFAULT_SAFETY, FORM_FIELDS, empty_keys
 from playground.ui.handlers import Handlers
 from playground.ui.history_handlers import HistoryHandlers
 from playground.ui.history_tab import build_history_tab, wire_history
@@ -42,30 +42,43 @@ CSS = """
 
 @dataclass
 class TabUI:
-    """The components of one tab; both tabs share this shape (Edit adds the input image)."""
+    """The components of one tab; both tabs share this shape (Edit adds the input image).
+
+    ``controls`` maps each name of forms.FORM_FIELDS[kind] to its component: the handlers read values by
+    those names, so nothing depends on the order controls happen to be built in.
+    """
 
     kind: TabKind
-    controls: list[Component]
+    controls: dict[str, Component]
     generate: gr.Button
     stop: gr.Button
     preview: gr.Markdown
     head: dict[str, Component]
     panels: list[PanelUI] = field(default_factory=list)
-    image: gr.Image | None = None
-    image_url: gr.Textbox | None = None
+
+    def __post_init__(self) -> None:
+        missing = set(FORM_FIELDS[self.kind]) ^ set(self.controls)
+        assert not missing, f"the {self.kind} tab's controls and FORM_FIELDS differ: {sorted(missing)}"
 
     @property
     def prompt(self) -> gr.Textbox:
-        return self.controls[0]  # type: ignore[return-value]
+        return self.controls["prompt"]  # type: ignore[return-value]
 
     @property
     def providers(self) -> gr.CheckboxGroup:
-        return self.controls[1]  # type: ignore[return-value]
+        return self.controls["providers"]  # type: ignore[return-value]
+
+    @property
+    def image(self) -> gr.Image | None:
+        return self.controls.get("image_path")  # type: ignore[return-value]
+
+    @property
+    def image_url(self) -> gr.Textbox | None:
+        return self.controls.get("image_url")  # type: ignore[return-value]
 
     def form_inputs(self) -> list[Component]:
-        """In the order handlers._form reads them."""
-        extra = [self.image, self.image_url] if self.kind == "edit" else []
-        return [*self.controls, *[c for c in extra if c is not None]]
+        """The controls in FORM_FIELDS order, as handlers.forms.named_inputs reads them."""
+        return [self.controls[name] for name in FORM_FIELDS[self.kind]]
 
     def outputs(self) -> list[Component]:
         """HEAD_SLOTS, then each panel's PANEL_SLOTS: the order panels.Renderer fills."""
@@ -137,30 +150,33 @@ def _keys_section(handlers: Handlers) -> tuple[list[gr.Textbox], gr.Markdown, gr
 
 def _tab(kind: TabKind, handlers: Handlers) -> TabUI:
     """One tab's controls, buttons, panels and summary (called once per tab)."""
-    image = image_url = None
+    controls: dict[str, Component] = {}
+    image = None
     with gr.Row():
         with gr.Column(scale=3):
             if kind == "edit":
-                image, image_url = _input_image()
-            prompt = gr.Textbox(label="Prompt", lines=2, elem_id=f"{kind}-prompt", placeholder=_placeholder(kind))
+                image, controls["image_url"] = _input_image()
+                controls["image_path"] = image
+            controls["prompt"] = prompt = gr.Textbox(
+                label="Prompt", lines=2, elem_id=f"{kind}-prompt", placeholder=_placeholder(kind)
+            )
             choices = handlers.provider_choices({})
-            providers = gr.CheckboxGroup(
+            controls["providers"] = gr.CheckboxGroup(
                 choices, value=handlers.default_providers(kind, {}), label="Providers", elem_id=f"{kind}-providers"
             )
         with gr.Column(scale=2):
-            controls = _settings(kind, prompt, providers)
+            controls |= _settings(kind)
     with gr.Row():
         generate = gr.Button("Generate", variant="primary", elem_id=f"{kind}-generate", scale=3)
         stop = gr.Button("Stop", variant="stop", elem_id=f"{kind}-stop", scale=1)
     preview = gr.Markdown(elem_id=f"{kind}-preview")
     message = gr.Markdown(elem_id=f"{kind}-message", label="message")
     _examples(kind, prompt, image)
-    seed = controls[5]
     with gr.Row(equal_height=False):
         panels = [build_panel(kind, key, handlers.specs[key[0]].label) for key in handlers.keys]
     summary = gr.Markdown(elem_id=f"{kind}-summary", label="summary")
-    head: dict[str, Component] = {"seed": seed, "message": message, "summary": summary}
-    return TabUI(kind, controls, generate, stop, preview, head, panels, image, image_url)
+    head: dict[str, Component] = {"seed": controls["seed"], "message": message, "summary": summary}
+    return TabUI(kind, controls, generate, stop, preview, head, panels)
 
 
 def _input_image() -> tuple[gr.Image, gr.Textbox]:
@@ -186,8 +202,8 @@ def _placeholder(kind: TabKind) -> str:
     return "Describe the image" if kind == "text" else "Describe the edit, e.g. 'make it night time'"
 
 
-def _settings(kind: TabKind, prompt: gr.Textbox, providers: gr.CheckboxGroup) -> list[Component]:
-    """The controls every provider shares, in Form order (prompt and providers first)."""
+def _settings(kind: TabKind) -> dict[str, Component]:
+    """The controls every provider shares, by their FORM_FIELDS names."""
     models = gr.CheckboxGroup([(model_short(m), m) for m in MODELS], value=[MODELS[0]], label="Models")
     default = "match input" if kind == "edit" else "provider default"
     with gr.Row():
@@ -206,7 +222,18 @@ def _settings(kind: TabKind, prompt: gr.Textbox, providers: gr.CheckboxGroup) ->
         upsampling = gr.Checkbox(value=False, label="Prompt upsampling")
         translation = gr.Radio(["default", "on", "off"], value="default", label="Prompt translation")
         guidance = gr.Textbox(label="Guidance (1 to 20)", placeholder="provider default", elem_id=f"{kind}-guidance")
-    return [prompt, providers, models, aspect, fmt, seed, same, randomize, safety, upsampling, translation, guidance]
+    return {
+        "models": models,
+        "aspect_ratio": aspect,
+        "output_format": fmt,
+        "seed": seed,
+        "same_seed": same,
+        "randomize": randomize,
+        "safety": safety,
+        "upsampling": upsampling,
+        "translation": translation,
+        "guidance": guidance,
+    }
 
 
 def _examples(kind: TabKind, prompt: gr.Textbox, image: gr.Image | None) -> None:

@@ -17,7 +17,6 @@ from starlette.routing import BaseRoute
 from playground.errors import ConfigError
 from playground.history import DB_NAME, INPUTS_DIR
 from playground.providers import REGISTRY
-from playground.sandbox.server import SandboxServer, sandbox_settings, state_from_env
 from playground.service import GenerationService
 from playground.settings import Settings
 from playground.ui.handlers import Handlers, UiOptions
@@ -116,12 +115,6 @@ def blocked_paths(settings: Settings) -> list[str]:
     data = settings.data_dir.resolve()
     private = [f"{DB_NAME}{suffix}" for suffix in ("", "-wal", "-shm", "-journal")] + [SECRET_FILE, "sandbox"]
     return [str(data / name) for name in private]
-
-
-def with_sandbox(settings: Settings) -> tuple[Settings, SandboxServer]:
-    """Start the local sandbox and point every provider at it (SANDBOX_JOB_SECONDS, SANDBOX_FAULTS apply)."""
-    server = SandboxServer(state_from_env()).start()
-    return sandbox_settings(settings, server.url), server
 
 
 def serve_routes(app: FastAPI, routes: Sequence[BaseRoute]) -> None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 
-from playground.models import JobEvent
+from playground.models import Events, JobEvent
 from playground.ui.board import Board, PanelKey
 
 TICK_S = 1.0  # how often running panels' elapsed time is refreshed when no event arrives
@@ -22,7 +22,7 @@ _DONE = object()
 
 async def changes(
     board: Board,
-    events: AsyncIterator[JobEvent],
+    events: Events,
     *,
     tick_s: float = TICK_S,
     clock: Callable[[], float] = time.monotonic,
@@ -48,10 +48,11 @@ async def changes(
             await pump
 
 
-async def _pump(events: AsyncIterator[JobEvent], queue: asyncio.Queue[object]) -> None:
+async def _pump(events: Events, queue: asyncio.Queue[object]) -> None:
     try:
-        async for event in events:
-            queue.put_nowait(event)
+        async with contextlib.aclosing(events) as stream:  # cancelled (Stop): close the service's stream now
+            async for event in stream:
+                queue.put_nowait(event)
     finally:
         queue.put_nowait(_DONE)
 

@@ -116,7 +116,7 @@ async def test_edit_with_a_url_sends_it_as_a_one_element_image_urls_array(servic
 async def test_edit_with_a_local_file_is_refused_before_anything_is_sent(service, sandbox):
     request = GenerationRequest(prompt="make it blue", image=image_from_bytes(png_bytes(), "cat.png"))
     with pytest.raises(UnsupportedParameterError, match=r"APIXO .*public URLs.*http\(s\):// URL"):
-        service.plan(request, [("apixo", PRO)])
+        service.plan(request, [("apixo", PRO)]).raise_first()
     with pytest.raises(UnsupportedParameterError):
         await collect(service, request, [("apixo", PRO)])
     assert sandbox.state.count() == 0
@@ -126,7 +126,7 @@ async def test_edit_with_a_local_file_is_refused_before_anything_is_sent(service
 async def test_safety_tolerance_above_2_is_refused_before_anything_is_sent(service, sandbox, image):
     request = GenerationRequest(prompt="a fox", safety_tolerance=3, image=image)
     with pytest.raises(UnsupportedParameterError, match="safety tolerance 0 to 2"):
-        service.plan(request, [("apixo", PRO)])
+        service.plan(request, [("apixo", PRO)]).raise_first()
     assert sandbox.state.count() == 0
 
 
@@ -293,7 +293,7 @@ def test_payload_uses_the_documented_mixed_casing_byte_for_byte():
         prompt_upsampling=True,
         enable_translation=False,
     )
-    wire_text = json.dumps(to_payload(request, "https://x/a.png", None), separators=(",", ":"))
+    wire_text = json.dumps(to_payload(request, "max", "https://x/a.png", None), separators=(",", ":"))
     assert wire_text == (
         '{"request_type":"async","input":{"mode":"max","prompt":"a fox","aspect_ratio":"21:9",'
         '"image_urls":["https://x/a.png"],"output_format":"png","safetyTolerance":1,'
@@ -303,11 +303,11 @@ def test_payload_uses_the_documented_mixed_casing_byte_for_byte():
 
 def test_payload_asks_for_a_callback_only_when_given_a_url_and_never_sends_provider():
     request = GenerationRequest(prompt="a fox")
-    assert to_payload(request, None, None) == {
+    assert to_payload(request, "pro", None, None) == {
         "request_type": "async",
         "input": {"mode": "pro", "prompt": "a fox", "output_format": "jpeg", "promptUpsampling": False},
     }
-    with_callback = to_payload(request, None, "https://me/hook")
+    with_callback = to_payload(request, "pro", None, "https://me/hook")
     assert (with_callback["request_type"], with_callback["callback_url"]) == ("callback", "https://me/hook")
     assert "provider" not in with_callback
 
@@ -393,3 +393,13 @@ def test_spec_registers_apixo_with_its_schedule_prices_and_capabilities():
     caps = SPEC.capabilities
     assert (caps.upload, caps.inline_image, caps.seed, caps.guidance) == (False, False, False, False)
     assert (caps.safety_range, caps.safety_range_edit, caps.translation, caps.callbacks) == ((0, 2), (0, 2), True, True)
+
+
+def test_a_state_apixo_does_not_document_is_marked_unknown():
+    status = to_status({"taskId": "t", "state": "finished"})
+    assert status.state == "running" and status.unknown == "finished"
+
+
+@pytest.mark.parametrize("word", ["pending", "processing", "processing_r2", "success", "failed", "SUCCESS"])
+def test_apixos_documented_states_are_known(word):
+    assert to_status({"taskId": "t", "state": word, "resultJson": '{"resultUrls": ["https://x"]}'}).unknown is None

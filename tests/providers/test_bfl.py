@@ -365,3 +365,15 @@ class Receiver:
         self._server.should_exit = True
         self._thread.join(timeout=5)
         self._sock.close()
+
+
+def test_a_status_bfl_does_not_document_is_marked_unknown():
+    status = to_status({"id": "t", "status": "Finalizing"})
+    assert status.state == "running" and status.unknown == "Finalizing"
+
+
+@pytest.mark.parametrize(
+    "word", ["Pending", "Reasoning", "Generating", "Ready", "Error", "Request Moderated", "Content Moderated"]
+)
+def test_bfls_documented_statuses_are_known(word):
+    assert to_status({"id": "t", "status": word, "result": {"sample": "https://x"}}).unknown is None

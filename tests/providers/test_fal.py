@@ -20,6 +20,7 @@ from playground.errors import AuthenticationError, WebhookError
 from playground.images import image_from_bytes
 from playground.models import GenerationRequest, InputImage, JobRef
 from playground.providers import fal
+from playground.providers import fal as _fal_adapter
 from playground.providers.base import ProviderConfig
 from playground.sandbox import fal as fal_sandbox
 from tests.conftest import collect, final, png_bytes
@@ -349,3 +350,13 @@ async def test_the_sandbox_webhook_is_signed_with_the_key_it_publishes(service, 
     headers, raw = deliveries[0]
     update = provider.parse_callback(headers, raw, now=time.time())
     assert update.task_id == submission.job.task_id and update.status.state == state
+
+
+def test_a_queue_status_fal_does_not_document_is_marked_unknown():
+    status = _fal_adapter.to_status({"status": "WARMING_UP"})
+    assert status.state == "running" and status.unknown == "WARMING_UP"
+
+
+@pytest.mark.parametrize("word", ["IN_QUEUE", "IN_PROGRESS", "FAILED", "CANCELED"])
+def test_fals_queue_statuses_are_known(word):
+    assert _fal_adapter.to_status({"status": word}).unknown is None

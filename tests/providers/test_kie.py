@@ -1,4 +1,7 @@
-"""Contract tests: the KIE / FluxAPI adapter against the sandbox over loopback HTTP."""
+"""Contract tests: the KIE / FluxAPI adapter against the sandbox over loopback HTTP.
+
+Facts cited as [doc] are in docs/providers.md, section "KIE AI" (and "FluxAPI.ai").
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from PIL import Image
 from playground.errors import AuthenticationError
 from playground.images import image_from_bytes
 from playground.models import GenerationRequest, InputImage
+from playground.providers import kie as _kie_adapter
 from playground.providers.kie import to_status
 from playground.sandbox import kie as kie_sandbox
 from tests.conftest import collect, final, png_bytes
@@ -69,7 +73,7 @@ async def test_moderated_job_surfaces_the_providers_reason(service, sandbox):
 
 @pytest.mark.parametrize("provider", ["kie", "fluxapi"])
 async def test_the_documented_ultra_tall_16_21_ratio_is_accepted_and_sent(service, sandbox, provider):
-    # Seeds 004 and 002 list 16:21 ("Ultra-tall"); providers.md 4 marks it uncertain: accept it, send it as is.
+    # The quickstarts list 16:21 ("Ultra-tall"), not confirmed [doc]: accept it, send it as is.
     events = await collect(
         service, GenerationRequest(prompt="a lighthouse", aspect_ratio="16:21"), [(provider, "flux-kontext-pro")]
     )
@@ -102,14 +106,15 @@ def test_result_url_is_read_from_a_json_string_response_too():
 
 
 def test_an_envelope_code_sent_as_a_digit_string_is_still_read():
-    # Documented as an integer [seed004]; a string "402" must not pass as success (tolerant in what we accept).
+    # Documented as an integer [doc]; a string "402" must not pass as success (tolerant in what we accept).
     import httpx
     from pydantic import SecretStr
 
     from playground.errors import InsufficientCreditsError
     from playground.http import HttpClient
-    from playground.providers import REGISTRY, provider_config
+    from playground.providers import REGISTRY
     from playground.providers.kie import callback_status
+    from playground.service import provider_config
     from playground.settings import Settings
 
     spec = REGISTRY["kie"]
@@ -120,3 +125,14 @@ def test_an_envelope_code_sent_as_a_digit_string_is_still_read():
         adapter._check(httpx.Response(200, json=envelope))
     assert callback_status({"code": "200", "data": {"info": {"resultImageUrl": "http://x/r.png"}}}).state == "succeeded"
     assert callback_status({"code": "501", "msg": "failed"}).state == "failed"
+
+
+@pytest.mark.parametrize(("data", "unknown"), [({"successFlag": 7}, "successFlag 7"), ({}, "successFlag None")])
+def test_a_success_flag_kie_does_not_document_is_marked_unknown(data, unknown):
+    status = _kie_adapter.to_status(data)
+    assert status.state == "running" and status.unknown == unknown
+
+
+@pytest.mark.parametrize("flag", [0, 1, 2, 3, "1"])
+def test_the_documented_success_flags_are_known(flag):
+    assert _kie_adapter.to_status({"successFlag": flag, "response": {"resultImageUrl": "https://x"}}).unknown is None

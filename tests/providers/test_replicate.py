@@ -92,7 +92,7 @@ async def test_edit_with_a_local_file_sends_it_inline_as_a_data_uri(service, san
 )
 async def test_values_replicate_cannot_take_are_refused_before_anything_is_sent(service, sandbox, request_kw, needle):
     with pytest.raises(UnsupportedParameterError, match=needle):
-        service.plan(GenerationRequest(prompt="x", **request_kw), [(NAME, "flux-kontext-pro")])
+        service.plan(GenerationRequest(prompt="x", **request_kw), [(NAME, "flux-kontext-pro")]).raise_first()
     assert sandbox.state.count() == 0
 
 
@@ -359,3 +359,13 @@ async def _receive(
     writer.close()
     if not received.done():
         received.set_result((headers, body))
+
+
+def test_a_prediction_status_replicate_does_not_document_is_marked_unknown():
+    status = to_status({"id": "p", "status": "booting"})
+    assert status.state == "running" and status.unknown == "booting"
+
+
+@pytest.mark.parametrize("word", ["starting", "processing", "succeeded", "failed", "canceled", "aborted"])
+def test_replicates_prediction_statuses_are_known(word):
+    assert to_status({"id": "p", "status": word, "output": "https://x"}).unknown is None

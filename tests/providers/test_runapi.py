@@ -17,6 +17,7 @@ from playground.errors import AuthenticationError, WebhookError
 from playground.images import image_from_bytes
 from playground.models import GenerationRequest, InputImage, JobEvent, JobResult
 from playground.providers import runapi
+from playground.providers import runapi as _runapi_adapter
 from playground.providers.base import ProviderConfig
 from playground.sandbox import runapi as runapi_sandbox
 from playground.service import GenerationService
@@ -187,6 +188,7 @@ def test_sandbox_validation_accepts_a_full_current_body():
             safety_tolerance=6,
             output_format="png",
         ),
+        "flux-kontext-pro",
         None,
         "https://my.app/hook",
     )
@@ -195,7 +197,7 @@ def test_sandbox_validation_accepts_a_full_current_body():
 
 def test_payload_uses_the_current_field_names_and_only_what_was_set():
     request = GenerationRequest(prompt="p", prompt_upsampling=True, enable_translation=False, safety_tolerance=2)
-    assert runapi.to_payload(request, "https://x/in.png", "https://my.app/hook") == {
+    assert runapi.to_payload(request, "flux-kontext-pro", "https://x/in.png", "https://my.app/hook") == {
         "model": "flux-kontext-pro",
         "prompt": "p",
         "output_format": "jpeg",
@@ -246,7 +248,7 @@ def test_an_error_object_in_a_failed_task_is_read_for_message_and_code():
 
 
 def signed(body: bytes, *, secret: str = SECRET, ts: float = NOW, delivery_id: str = "d1b3c5e7") -> dict[str, str]:
-    """Headers as seed 000 documents them, computed here straight from its formula."""
+    """Headers as RunAPI.ai docs documents them, computed here straight from its formula."""
     mac = hmac.new(base64.b64decode(secret), f"{delivery_id}.{int(ts)}.".encode() + body, hashlib.sha256).digest()
     return {
         "x-callback-id": delivery_id,
@@ -311,3 +313,13 @@ async def test_a_signed_sandbox_callback_finishes_the_job_without_a_status_read(
     assert sandbox.state.count(NAME, "status") == 0, "finished by a status read, not by the callback"
     assert body["callback_url"].endswith("/webhooks/runapi")
     assert [code for provider, _, code in sandbox.state.callbacks_sent if provider == NAME] == [200]
+
+
+def test_a_task_status_runapi_does_not_document_is_marked_unknown():
+    status = _runapi_adapter.to_status({"id": "t", "status": "rendering"})
+    assert status.state == "running" and status.unknown == "rendering"
+
+
+@pytest.mark.parametrize("word", ["pending", "processing", "completed", "failed"])
+def test_runapis_task_statuses_are_known(word):
+    assert _runapi_adapter.to_status({"id": "t", "status": word, "images": [{"url": "https://x"}]}).unknown is None

@@ -13,6 +13,7 @@ from playground.errors import AuthenticationError, UnsupportedParameterError, We
 from playground.http import HttpClient
 from playground.images import image_from_bytes
 from playground.models import GenerationRequest, InputImage
+from playground.providers import runflow as _runflow_adapter
 from playground.providers.base import ProviderConfig
 from playground.providers.runflow import (
     SECRET_ENV,
@@ -131,14 +132,16 @@ async def test_a_model_path_can_be_overridden_by_its_environment_variable(servic
 
 async def test_text_to_image_is_refused_before_anything_is_sent(service, sandbox):
     with pytest.raises(UnsupportedParameterError, match="only edits"):
-        service.plan(GenerationRequest(prompt="a red fox", aspect_ratio="16:9"), [("runflow", "flux-kontext-pro")])
+        service.plan(
+            GenerationRequest(prompt="a red fox", aspect_ratio="16:9"), [("runflow", "flux-kontext-pro")]
+        ).raise_first()
     assert sandbox.state.count() == 0
 
 
 async def test_safety_tolerance_zero_is_refused_before_anything_is_sent(service, sandbox):
     request = GenerationRequest(prompt="x", image=InputImage(url="https://example.com/a.png"), safety_tolerance=0)
     with pytest.raises(UnsupportedParameterError, match="1 to 6"):
-        service.plan(request, [("runflow", "flux-kontext-pro")])
+        service.plan(request, [("runflow", "flux-kontext-pro")]).raise_first()
     assert sandbox.state.count() == 0
 
 
@@ -401,3 +404,14 @@ def test_callback_events_map_to_states(payload, state, moderated):
     headers, body = delivery({"run_id": RUN_ID, **payload})
     status = adapter().parse_callback(headers, body, now=1e9).status
     assert status is not None and status.state == state and status.moderated == moderated
+
+
+def test_a_run_status_runflow_does_not_document_is_marked_unknown():
+    status = _runflow_adapter.to_status({"id": "r", "status_code": "warming"})
+    assert status.state == "running" and status.unknown == "warming"
+
+
+@pytest.mark.parametrize("word", ["queued", "dispatching", "running", "succeeded", "failed", "canceled"])
+def test_runflows_run_statuses_are_known(word):
+    run = {"id": "r", "status_code": word, "output": {"outputs": [{"type": "image", "url": "https://x"}]}}
+    assert _runflow_adapter.to_status(run).unknown is None

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from playground.history import HistoryStore
+from playground.history import SqliteHistory
 from playground.sandbox.core import SandboxState
 from playground.sandbox.server import SandboxServer, sandbox_settings
 from playground.service import GenerationService
@@ -72,7 +72,7 @@ def ui_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
             # httpx and uvicorn both keep idle connections 5 s: a POST on a connection the sandbox is closing
             # at that moment fails (and a create is never retried). Expiring ours sooner avoids the race.
             transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(keepalive_expiry=KEEPALIVE_S))
-            history = HistoryStore.open(base.data_dir)
+            history = SqliteHistory.open(base.data_dir)
             service = GenerationService(sandbox_settings(base, sandbox.url), transport=transport, history=history)
             page = build_page(service, share=False, environ={"PLAYGROUND_BROWSER_SECRET": BROWSER_SECRET})
             port = _free_port()
@@ -112,8 +112,16 @@ class Outputs:
 
 
 def form(prompt: str, providers: list[str], *, models: tuple[str, ...] = ("flux-kontext-pro",), **kw: Any) -> list[Any]:
-    """The generate endpoint's inputs, in the page's order, with defaults for what a test does not set."""
+    """The generate (or edit, given ``image``/``image_url``) endpoint's inputs by name, in the page's order
+    (forms.FORM_FIELDS then STATE_FIELDS), with defaults for what a test does not set."""
+    from playground.ui.forms import FORM_FIELDS, STATE_FIELDS
+
+    if "image" in kw:
+        kw["image_path"] = kw.pop("image")
     values = {
+        "prompt": prompt,
+        "providers": providers,
+        "models": list(models),
         "aspect_ratio": "",
         "output_format": "jpeg",
         "seed": "",
@@ -123,9 +131,12 @@ def form(prompt: str, providers: list[str], *, models: tuple[str, ...] = ("flux-
         "upsampling": False,
         "translation": "default",
         "guidance": None,
+        "image_path": None,
+        "image_url": "",
+        "keys": {"v": 1, "keys": {}},
+        "owner": OWNER,
     } | kw
-    keys = values.pop("keys", {"v": 1, "keys": {}})
-    owner = values.pop("owner", OWNER)
-    is_edit = "image" in values or "image_url" in values
-    edit = [values.pop("image", None), values.pop("image_url", "")] if is_edit else []
-    return [prompt, providers, list(models), *values.values(), *edit, keys, owner]
+    kind = "edit" if "image_path" in kw or "image_url" in kw else "text"
+    unknown = set(values) - set(FORM_FIELDS["edit"]) - set(STATE_FIELDS)
+    assert not unknown, f"not a field of the form: {unknown}"
+    return [values[name] for name in (*FORM_FIELDS[kind], *STATE_FIELDS)]

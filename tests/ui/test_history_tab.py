@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from pathlib import Path
@@ -73,7 +74,8 @@ def is_visible(outputs: Outputs, values: tuple[Any, ...], label: str) -> bool:
 
 def buttons(app: RunningApp, run_id: str) -> dict[str, bool]:
     """Whether Re-run and Resume waiting show for a run (buttons are not part of the API's outputs)."""
-    head = dict(zip(HISTORY_HEAD, HistoryHandlers(app.page.handlers).open_run(run_id, OWNER), strict=False))
+    frame = asyncio.run(HistoryHandlers(app.page.handlers).open_run(run_id, OWNER))
+    head = dict(zip(HISTORY_HEAD, frame, strict=False))
     return {name: head[name]["visible"] for name in ("rerun", "resume")}
 
 
@@ -99,7 +101,7 @@ def test_opening_a_run_shows_its_panels_with_the_original_files_served_by_the_ap
     stream(ui_app, form(f"a {word} fox", ["kie", "bfl"], seed="42"))
     (run_id,) = ids(listed(ui_app, word))
     outputs, values = opened(ui_app, run_id)
-    record = ui_app.service.history.get_run(run_id)
+    record = asyncio.run(ui_app.service.history.get_run(run_id))
     assert outputs.get(values, "Run id") == run_id and f"> a {word} fox" in outputs.get(values, "history run")
     assert "seed 42" in outputs.get(values, "history run") and "2 of 2 jobs done" in outputs.get(
         values, "history summary"

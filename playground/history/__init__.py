@@ -1,0 +1,93 @@
+"""The history: the interface every store implements, the records it returns, and how to open one.
+
+The service, the CLI and the UI use only ``History``; ``SqliteHistory`` (one file under the data dir) is
+the default store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from playground.history.records import OUTCOMES, JobRecord, Outcome, RunRecord, RunSummary, StateChange
+from playground.history.sqlite import DB_NAME, INPUTS_DIR, SqliteHistory
+from playground.models import GenerationRequest, JobEvent
+
+
+class History(Protocol):
+    """Where runs, jobs and their state changes are kept. Every method is async and safe to await on the loop."""
+
+    async def start_run(
+        self,
+        run_id: str,
+        request: GenerationRequest,
+        targets: Sequence[tuple[str, str]],
+        *,
+        kind: str = "generate",
+        owner: str | None = None,
+    ) -> None:
+        """Keep a new run: its request and one queued job per (provider, model) target."""
+        ...
+
+    async def record(self, event: JobEvent) -> None:
+        """Keep one job event: update the job, and append its state if the state changed."""
+        ...
+
+    async def list_runs(
+        self,
+        *,
+        query: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        outcome: str | None = None,
+        owner: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[RunSummary]:
+        """Runs newest first, filtered; ``owner`` narrows to one browser's runs."""
+        ...
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        """One run with its jobs and their state changes, or None."""
+        ...
+
+    async def unfinished_jobs(self) -> list[JobRecord]:
+        """Jobs submitted and never ended (to resume after a restart)."""
+        ...
+
+    async def resumable_jobs(self, run_id: str) -> list[JobRecord]:
+        """The run's jobs worth waiting for again: submitted, and not known to be over."""
+        ...
+
+    async def abandon_unsubmitted(self, reason: str) -> int:
+        """Fail jobs that never got a task id (the process died first); how many."""
+        ...
+
+    async def request_of(self, run_id: str) -> GenerationRequest:
+        """The run's request, rebuilt for a re-run (KeyError when none is stored)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the store."""
+        ...
+
+
+def open_history(data_dir: Path | str) -> SqliteHistory:
+    """The default store for a data dir (created or migrated on open)."""
+    return SqliteHistory.open(data_dir)
+
+
+__all__ = [
+    "DB_NAME",
+    "INPUTS_DIR",
+    "OUTCOMES",
+    "History",
+    "JobRecord",
+    "Outcome",
+    "RunRecord",
+    "RunSummary",
+    "SqliteHistory",
+    "StateChange",
+    "open_history",
+]

@@ -1,0 +1,87 @@
+"""What the history keeps, as every store returns it: runs, jobs, their state changes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from playground.models import JobRef, JobState, ModelId, WireRequest
+
+Outcome = Literal["succeeded", "failed", "mixed", "stopped", "running"]
+OUTCOMES: tuple[Outcome, ...] = ("succeeded", "failed", "mixed", "stopped", "running")
+RESUMABLE_KINDS = frozenset({"deadline", "unknown_status"})  # failed only because we stopped waiting
+
+
+class StateChange(BaseModel):
+    """One entry in a job's life: the state it entered, when (UTC), and what was said."""
+
+    model_config = ConfigDict(frozen=True)
+
+    state: JobState
+    at: datetime
+    elapsed_s: float | None = None
+    message: str = ""
+
+
+class JobRecord(BaseModel):
+    """One (provider, model) job of a run, as stored."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    provider: str
+    model: ModelId
+    state: JobState
+    task_id: str | None = None
+    urls: dict[str, str] = Field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime
+    latency_s: float | None = None
+    cost_usd: float | None = None
+    cost_source: str | None = None
+    error: str | None = None
+    error_code: str | None = None
+    error_kind: str | None = None
+    result_url: str | None = None
+    result_path: str | None = None
+    sent: WireRequest | None = None
+    notes: tuple[str, ...] = ()
+    changes: tuple[StateChange, ...] = ()
+
+    @property
+    def is_resumable(self) -> bool:
+        """Submitted, and not known to be over: unfinished, stopped, or failed only because we stopped waiting."""
+        waiting = self.state in ("queued", "running", "stopped") or self.error_kind in RESUMABLE_KINDS
+        return self.task_id is not None and waiting
+
+    def ref(self) -> JobRef | None:
+        """Enough to resume the job by its task id, or None if it was never submitted."""
+        if self.task_id is None:
+            return None
+        return JobRef(provider=self.provider, model=self.model, task_id=self.task_id, urls=self.urls)
+
+
+class RunSummary(BaseModel):
+    """One line of the history list: a run, its prompt, and how its jobs ended."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    created_at: datetime
+    kind: str
+    prompt: str
+    outcome: Outcome
+    job_states: tuple[tuple[str, str, JobState], ...]  # (provider, model, state), sorted
+    cost_usd: float | None = None
+
+
+class RunRecord(RunSummary):
+    """One run in full: the stored request, its targets and every job with its state changes."""
+
+    request: dict[str, Any] | None
+    targets: tuple[tuple[str, str], ...]
+    input_path: Path | None = None
+    jobs: tuple[JobRecord, ...] = ()

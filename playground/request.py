@@ -1,0 +1,50 @@
+"""From plain fields to a checked GenerationRequest: the one builder the CLI and the UI both call."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError as PydanticValidationError
+
+from playground.errors import InvalidInputError
+from playground.models import MODELS, GenerationRequest, InputImage
+
+
+def build_request(
+    prompt: str,
+    *,
+    model: str = MODELS[0],
+    image: InputImage | None = None,
+    aspect_ratio: str | None = None,
+    output_format: str = "jpeg",
+    seed: int | None = None,
+    safety_tolerance: int | None = None,
+    prompt_upsampling: bool = False,
+    enable_translation: bool | None = None,
+    guidance: float | None = None,
+) -> GenerationRequest:
+    """The request these fields describe, or InvalidInputError with one sentence naming what is wrong.
+
+    Blank optional fields (None, "") mean "not set": nothing is sent for them.
+    """
+    try:
+        return GenerationRequest(
+            prompt=prompt,
+            model=model,
+            image=image,
+            aspect_ratio=aspect_ratio or None,
+            output_format=output_format,  # validated by the model
+            seed=seed,
+            safety_tolerance=safety_tolerance,
+            prompt_upsampling=prompt_upsampling,
+            enable_translation=enable_translation,
+            guidance=guidance,
+        )
+    except PydanticValidationError as exc:
+        raise InvalidInputError(first_error(exc)) from None
+
+
+def first_error(exc: PydanticValidationError) -> str:
+    """The first validation problem as a sentence: 'Invalid seed: ...'."""
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or "request"
+    message = str(err["msg"]).removeprefix("Value error, ")
+    return f"Invalid {field.replace('_', ' ')}: {message}."
