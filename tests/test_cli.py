@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from playground.cli import main
+from playground.providers import REGISTRY
 from tests.conftest import png_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,10 +160,7 @@ def test_resume_needs_a_run_or_a_task(settings, capsys):
     assert code == 2 and "--run RUN_ID" in err
 
 
-ALL = ["kie", "fluxapi", "runapi", "runflow", "apixo", "bfl", "fal", "replicate"]
-
-
-@pytest.mark.parametrize("provider", ALL)
+@pytest.mark.parametrize("provider", list(REGISTRY))
 def test_sandbox_edits_work_with_a_local_png_and_with_a_url_for_every_provider(
     provider, settings, capsys, tmp_path, monkeypatch, sandbox
 ):

@@ -158,7 +158,9 @@ def test_a_model_nobody_serves_says_so(dev_model, settings, monkeypatch):
 
     monkeypatch.setitem(REGISTRY, "fal", dataclasses.replace(REGISTRY["fal"], models={}))
     plan = GenerationService(settings).plan(GenerationRequest(prompt="a fox", model=dev_model), [("bfl", dev_model)])
-    assert plan.refused[0].reason == "Black Forest Labs does not serve FLUX.1 Kontext [dev]; no provider here serves it."
+    assert (
+        plan.refused[0].reason == "Black Forest Labs does not serve FLUX.1 Kontext [dev]; no provider here serves it."
+    )
 
 
 def test_an_unknown_model_id_is_refused_with_the_known_ones():

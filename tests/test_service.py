@@ -302,9 +302,7 @@ async def test_a_status_word_nobody_documented_is_shown_then_fails_the_job_after
         return httpx.Response(200, json={"code": 200, "msg": "success", "data": {"taskId": "t-42", "successFlag": 9}})
 
     settings = Settings(secrets={"KIE_API_KEY": SecretStr("k")}, out_dir=tmp_path, data_dir=tmp_path)
-    service = GenerationService(
-        settings, transport=httpx.MockTransport(answer), sleep=sleep, clock=lambda: now[0]
-    )
+    service = GenerationService(settings, transport=httpx.MockTransport(answer), sleep=sleep, clock=lambda: now[0])
     events = await collect(service, FOX, [("kie", "flux-kontext-pro")])
     await service.aclose()
     notes = [e.message for e in events if "not in its documented list; still waiting" in e.message]
