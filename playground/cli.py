@@ -23,6 +23,7 @@ from playground.providers import REGISTRY, get_spec
 from playground.request import build_request
 from playground.service import GenerationService
 from playground.settings import Settings
+from playground.stats_cli import add_stats_command, run_stats_command
 from playground.webhooks import routes
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -58,6 +59,7 @@ def parser() -> argparse.ArgumentParser:
     box = sub.add_parser("sandbox", help="serve the sandbox of every protocol on a loopback port")
     box.add_argument("--port", type=int, default=8900)
     add_history_commands(sub)
+    add_stats_command(sub)
     return root
 
 
@@ -77,6 +79,8 @@ def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None)
             return show_providers(settings, as_json=args.json, out=sys.stdout)
         if args.command == "history":
             return asyncio.run(run_history_command(args, settings))
+        if args.command == "stats":
+            return asyncio.run(run_stats_command(args, settings))
         if args.command == "sandbox":
             return serve_sandbox(args.port)
         return asyncio.run(_jobs(args, settings))
@@ -221,7 +225,12 @@ def event_json(event: JobEvent) -> dict[str, Any]:
             files=[r.path],
             image_url=r.image_url,
             latency_s=r.latency_s,
+            latency_low_s=r.latency_low_s,
+            detected_via=r.detected_via,
+            breakdown=r.breakdown,
+            provider_timings=r.provider_timings,
             cost_usd=r.cost_usd,
+            cost_source=r.cost_source,
             width=r.width,
             height=r.height,
             mime_type=r.mime_type,

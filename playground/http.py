@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.utils
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
 
 from playground.errors import (
     ProviderConnectionError,
@@ -22,6 +19,7 @@ from playground.errors import (
     UnexpectedResponseError,
     error_for_status,
 )
+from playground.transport import AiohttpPoolTransport
 
 log = logging.getLogger(__name__)
 
@@ -30,30 +28,10 @@ INITIAL_RETRY_DELAY_S = 0.5
 MAX_RETRY_DELAY_S = 8.0
 MAX_RETRY_AFTER_S = 60.0
 CONNECT_TIMEOUT_S = 10.0
-# Expire idle connections before servers usually do (uvicorn: 5 s): a create POST sent on a connection the
-# server is closing fails, and creates are never retried.
-KEEPALIVE_EXPIRY_S = 4.0
 USER_AGENT = "flux-kontext-playground/0.1"
 
 Sleep = Callable[[float], Awaitable[None]]
 Check = Callable[[httpx.Response], None]
-
-# aiohttp error -> the httpx error httpcore raises for the same event; first match wins. httpx-aiohttp 0.2.0 maps
-# every ClientConnectionError (refused, DNS, reset, "server disconnected") to ConnectTimeout, which would make a
-# create dropped after it was sent read "nothing was sent", and lets a malformed answer escape as an aiohttp error.
-AIOHTTP_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
-    (aiohttp.ClientProxyConnectionError, httpx.ProxyError),
-    (aiohttp.ClientHttpProxyError, httpx.ProxyError),
-    (aiohttp.ClientConnectorError, httpx.ConnectError),  # refused, DNS, TLS handshake: nothing was sent
-    (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
-    (aiohttp.SocketTimeoutError, httpx.ReadTimeout),
-    (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
-    (aiohttp.ClientPayloadError, httpx.RemoteProtocolError),
-    (aiohttp.ClientResponseError, httpx.RemoteProtocolError),
-    (aiohttp.InvalidURL, httpx.UnsupportedProtocol),
-    (aiohttp.NonHttpUrlClientError, httpx.UnsupportedProtocol),
-    (aiohttp.ClientError, httpx.ReadError),  # reset by peer, broken pipe
-)
 
 
 def build_client(timeout_s: float, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
@@ -64,75 +42,6 @@ def build_client(timeout_s: float, transport: httpx.AsyncBaseTransport | None = 
         follow_redirects=True,
         headers={"user-agent": USER_AGENT},
     )
-
-
-class AiohttpPoolTransport(AiohttpTransport):
-    """httpx-aiohttp's transport with our pool rules and httpcore's error classes.
-
-    httpcore's pool spends O(connections) per request event, which dominates CPU at ~1,000 concurrent jobs.
-    """
-
-    def __init__(self, keepalive_expiry_s: float = KEEPALIVE_EXPIRY_S) -> None:
-        super().__init__(limits=httpx.Limits(max_connections=None, keepalive_expiry=keepalive_expiry_s))
-
-    def get_client(self) -> aiohttp.ClientSession:
-        # limit=0: no cap, as httpx had (httpx-aiohttp turns max_connections=None into aiohttp's cap of 100).
-        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=self.limits.keepalive_expiry, ssl=self.ssl_context)
-        # httpx keeps the cookies; aiohttp's jar would resend cookies httpx no longer has.
-        session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
-        # aiohttp silently resends an idempotent request once on a dropped connection; retries are ours to decide.
-        session._retry_connection = False
-        return session
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        with _as_httpx_errors():
-            deadline = _send_deadline_s(request)
-            try:
-                async with asyncio.timeout(deadline) as scope:
-                    response = await super().handle_async_request(request)
-            except TimeoutError:
-                if not scope.expired():
-                    raise
-                raise httpx.WriteTimeout(f"the request was not sent within {deadline:g} s") from None
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _MappedStream(response.stream)
-        return response
-
-
-def _send_deadline_s(request: httpx.Request) -> float | None:
-    """aiohttp has no write timeout: bound connect + upload + first byte by the sum of httpx's pool, write, read."""
-    timeout = request.extensions.get("timeout", {})
-    parts = [timeout.get("pool"), timeout.get("write"), timeout.get("read")]
-    return None if None in parts else sum(parts)
-
-
-class _MappedStream(httpx.AsyncByteStream):
-    """A response body whose aiohttp errors arrive as httpx errors (see AIOHTTP_ERRORS)."""
-
-    def __init__(self, stream: httpx.AsyncByteStream) -> None:
-        self._stream = stream
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _as_httpx_errors():
-            async for chunk in self._stream:
-                yield chunk
-
-    async def aclose(self) -> None:
-        with _as_httpx_errors():
-            await self._stream.aclose()
-
-
-@contextlib.contextmanager
-def _as_httpx_errors() -> Iterator[None]:
-    """Re-raise an aiohttp error (raw, or as httpx-aiohttp mapped it) as the httpx error in AIOHTTP_ERRORS."""
-    try:
-        yield
-    except (httpx.TransportError, aiohttp.ClientError) as exc:
-        cause = exc.__cause__ if isinstance(exc, httpx.TransportError) else exc
-        for source, target in AIOHTTP_ERRORS:
-            if isinstance(cause, source):
-                raise target(str(cause) or type(cause).__name__) from cause
-        raise
 
 
 class HttpClient:
@@ -147,6 +56,7 @@ class HttpClient:
         key_env: str | None = None,
         sleep: Sleep = asyncio.sleep,
         max_retries: int = MAX_RETRIES,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.provider = provider
@@ -154,10 +64,17 @@ class HttpClient:
         self.key_env = key_env
         self._sleep = sleep
         self._max_retries = max_retries
+        self._clock = clock
+        self.create_timing: tuple[float, float] | None = None
+        """When the last create was sent and answered (clock times): the start of the job's measured latency."""
 
     async def create(self, method: str, url: str, *, check: Check | None = None, **kw: Any) -> httpx.Response:
         """Send a request that may start a paid job: exactly once, whatever happens."""
-        return await self._send_once(method, url, check, creating=True, **kw)
+        sent_at = self._clock()
+        try:
+            return await self._send_once(method, url, check, creating=True, **kw)
+        finally:
+            self.create_timing = (sent_at, self._clock())
 
     async def fetch(self, method: str, url: str, *, check: Check | None = None, **kw: Any) -> httpx.Response:
         """Send a request that is safe to repeat (status, result, download), retrying transient errors."""

@@ -181,12 +181,13 @@ class JobRef(BaseModel):
 
 
 class Submission(BaseModel):
-    """What submit() returns: the job, and what was sent to create it."""
+    """What submit() returns: the job, what was sent to create it, and its cost if the answer bills one."""
 
     model_config = ConfigDict(frozen=True)
 
     job: JobRef
     sent: WireRequest
+    billed_usd: float | None = None
 
 
 class JobStatus(BaseModel):
@@ -204,6 +205,10 @@ class JobStatus(BaseModel):
     error_code: str | None = None
     moderated: bool = False
     unknown: str | None = None
+    timings: dict[str, float] = Field(default_factory=dict)
+    """Times the provider reports itself, in seconds (``total``, ``queued``, ``generating``)."""
+    billed_usd: float | None = None
+    """What the provider says this job cost, when its answer carries a price."""
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 
     @property
@@ -211,8 +216,18 @@ class JobStatus(BaseModel):
         return self.state in TERMINAL_STATES
 
 
+Detection = Literal["poll", "callback"]
+
+
 class JobResult(BaseModel):
-    """A finished image: saved bytes, where it came from, how long, how much, what was sent."""
+    """A finished image: saved bytes, where it came from, how long, how much, what was sent.
+
+    Latency is measured the same way for every provider: from the moment the create request was sent to
+    the moment the playground saw the job done. ``latency_s`` is that moment; ``latency_low_s`` is the last
+    read that still said "not done", so the job really finished between the two (the error bar). With a
+    callback the delivery's arrival is the end. ``breakdown`` splits the time (upload, submit, queued,
+    generating, download; seconds); ``provider_timings`` are the provider's own figures, labelled as such.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -226,6 +241,17 @@ class JobResult(BaseModel):
     cost_usd: float | None
     cost_source: str | None
     sent: WireRequest
+    latency_low_s: float | None = None
+    detected_via: Detection = "poll"
+    breakdown: dict[str, float] = Field(default_factory=dict)
+    provider_timings: dict[str, float] = Field(default_factory=dict)
+    cost_billed: bool = False
+    cost_confirmed: bool = True
+
+    @property
+    def latency_error_s(self) -> float | None:
+        """The width of the interval the job finished in (None when it was not measured)."""
+        return None if self.latency_low_s is None else max(0.0, self.latency_s - self.latency_low_s)
 
 
 class JobEvent(BaseModel):

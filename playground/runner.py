@@ -41,6 +41,7 @@ from playground.models import (
     WireRequest,
 )
 from playground.providers import Provider, ProviderSpec
+from playground.timing import Timer
 from playground.watch import Clock, FixedSchedule, Reading, Schedule, Sleep, WatchedJob, unknown_status_note, watch
 
 log = logging.getLogger(__name__)
@@ -66,18 +67,24 @@ class RunContext:
     hosting: Hosting
     schedule: Callable[[ProviderSpec, str], Schedule]
     price: Callable[[ProviderSpec, str], Price | None]
+    pace: Callable[[ProviderSpec], Awaitable[None]]
+    """Waits until one more status read keeps the provider inside its documented rate."""
     callbacks: bool = False
 
 
 @dataclass(frozen=True)
 class PlannedJob:
-    """One (provider, model) job that passed every check and is ready to submit."""
+    """One (provider, model) job that passed every check and is ready to submit.
+
+    ``http`` is the adapter's own client: it notes when the create was sent, where the latency starts.
+    """
 
     spec: ProviderSpec
     provider: Provider
     request: GenerationRequest
     notes: tuple[str, ...]
     callback_url: str | None = None
+    http: HttpClient | None = None
 
 
 class Run:
@@ -132,13 +139,15 @@ class Run:
     async def _submit_and_follow(self, tracker: Tracker, plan: PlannedJob) -> None:
         await tracker.emit("queued", "queued")
         request = self.context.hosting(plan.spec, plan.request)
-        submission = await _finish_even_if_stopped(
-            plan.provider.submit(request, callback_url=plan.callback_url), tracker
-        )
+        tracker.timer.submitting(self.context.clock())
+        submitting = plan.provider.submit(request, callback_url=plan.callback_url)
+        submission = await _finish_even_if_stopped(submitting, tracker)
+        if plan.http is not None and plan.http.create_timing is not None:
+            tracker.timer.created(*plan.http.create_timing)
         tracker.task_id, tracker.sent, tracker.urls = submission.job.task_id, submission.sent, dict(submission.job.urls)
-        await self._follow(
-            tracker, plan.spec, plan.provider, submission.job, uses_callback=plan.callback_url is not None
-        )
+        tracker.billed_usd = submission.billed_usd
+        uses_callback = plan.callback_url is not None
+        await self._follow(tracker, plan.spec, plan.provider, submission.job, uses_callback=uses_callback)
 
     async def _follow(
         self, tracker: Tracker, spec: ProviderSpec, provider: Provider, job: JobRef, *, uses_callback: bool
@@ -151,7 +160,7 @@ class Run:
         finally:
             inbox.unregister(spec.name, job.task_id)
         url = outcome(spec, job, status)
-        result = await self._keep(tracker, spec, job, url)
+        result = await self._keep(tracker, spec, job, url, status)
         await tracker.emit("succeeded", f"done in {result.latency_s:.1f} s", result=result)
 
     async def _wait(
@@ -172,23 +181,32 @@ class Run:
         # With a public address any job may get a delivery (a nudge, say), so every wait can be cut short.
         sleep = waiter.nap if context.callbacks else context.sleep
         watched = WatchedJob(spec.name, spec.label, job.task_id, context.clock(), self.timeout_s)
+
+        async def read() -> JobStatus | None:
+            await context.pace(spec)
+            return await read_status(provider, job)
+
         readings = watch(
             watched,
-            lambda: read_status(provider, job),
+            read,
             schedule,
             clock=context.clock,
             sleep=sleep,
             delivered=waiter.delivered,
         )
+        tracker.timer.waiting(context.clock())
         last: Reading | None = None
         async for reading in readings:
             last = reading
+            tracker.timer.saw(reading)
             await tracker.on_reading(reading)
         assert last is not None and last.status is not None
         return last.status
 
-    async def _keep(self, tracker: Tracker, spec: ProviderSpec, job: JobRef, url: str) -> JobResult:
+    async def _keep(self, tracker: Tracker, spec: ProviderSpec, job: JobRef, url: str, status: JobStatus) -> JobResult:
+        started = self.context.clock()
         content = await download(self.context, spec, job, url)
+        tracker.timer.downloaded(self.context.clock() - started)
         found = sniff(content)
         if found is None or found[0] not in RESULT_FORMATS:
             raise ResultImageError(
@@ -200,7 +218,9 @@ class Run:
         mime = RESULT_FORMATS[fmt]
         path = self.out_dir / f"{spec.name}-{job.model}.{EXTENSIONS[mime]}"
         await asyncio.to_thread(write_atomically, path, content)
+        billed = status.billed_usd if status.billed_usd is not None else tracker.billed_usd
         price = self.context.price(spec, job.model)
+        measured = tracker.timer.measured()
         return JobResult(
             path=str(path),
             image_url=url if not url.startswith("data:") else "data: URI",
@@ -208,10 +228,13 @@ class Run:
             width=width,
             height=height,
             size_bytes=len(content),
-            latency_s=round(tracker.elapsed(), 3),
-            cost_usd=price.usd if price else None,
-            cost_source=price.source if price else None,
+            cost_usd=billed if billed is not None else price.usd if price else None,
+            cost_source=f"billed by {spec.label}" if billed is not None else price.source if price else None,
+            cost_billed=billed is not None,
+            cost_confirmed=billed is not None or price is None or price.confirmed,
             sent=tracker.sent or WireRequest(method="GET", url="(resumed)"),
+            provider_timings=status.timings,
+            **measured,
         )
 
 
@@ -295,6 +318,8 @@ class Tracker:
         self.urls: dict[str, str] = {}
         self.last_running = 0.0
         self.state: JobState | None = None
+        self.timer = Timer(self.started)
+        self.billed_usd: float | None = None
 
     def elapsed(self) -> float:
         return self.run.context.clock() - self.started

@@ -27,16 +27,19 @@ from playground.hosting import InputHost
 from playground.http import HttpClient, Sleep, build_client
 from playground.inbox import Inbox
 from playground.models import Events, GenerationRequest, JobEvent, JobRef, Price
+from playground.polling import PollingPolicy
 from playground.providers import REGISTRY, Provider, ProviderConfig, ProviderSpec, get_spec
+from playground.ratelimit import SlidingWindow
 from playground.runner import PlannedJob, Run, RunContext
 from playground.settings import Settings
-from playground.watch import Clock, FixedSchedule, Schedule
+from playground.watch import Clock
 
 log = logging.getLogger(__name__)
 
 Target = tuple[str, str]
 """(provider name, model id)."""
 
+PRICE_SET_BY_YOU = "set by you in PLAYGROUND_PRICES"
 ABANDONED = (
     "The playground stopped before the provider confirmed this job; if the provider created it, it is not tracked."
 )
@@ -94,6 +97,8 @@ class GenerationService:
         self.input_host = input_host
         self.callback_base_url = callback_base_url.rstrip("/") if callback_base_url else None
         self.inbox = Inbox()
+        self.polling = PollingPolicy(history, fixed_interval_s=settings.poll_interval_s)
+        self._read_limits: dict[str, SlidingWindow] = {}
         self.transport = transport
         self.sleep = sleep
         self.clock = clock
@@ -133,6 +138,11 @@ class GenerationService:
         A visitor's key (``keys``, by env name) wins over the server's; ``server_keys=False``
         refuses the server's own keys (a shared link whose operator did not allow strangers to spend them).
         """
+        return self._adapter(name, keys, server_keys=server_keys)[0]
+
+    def _adapter(
+        self, name: str, keys: Mapping[str, SecretStr] | None, *, server_keys: bool
+    ) -> tuple[Provider, HttpClient]:
         spec = self.spec(name)
         key = (keys or {}).get(spec.key_env)
         settings = self.settings
@@ -146,8 +156,10 @@ class GenerationService:
                 if server_keys
                 else f"{spec.label} needs your own API key on this shared page: enter it under Keys ({spec.key_env})."
             )
-        http = HttpClient(self.client, provider=spec.name, label=spec.label, key_env=spec.key_env, sleep=self.sleep)
-        return spec.factory(config, http)
+        http = HttpClient(
+            self.client, provider=spec.name, label=spec.label, key_env=spec.key_env, sleep=self.sleep, clock=self.clock
+        )
+        return spec.factory(config, http), http
 
     # --- plan, run, resume ---------------------------------------------------------------------------
 
@@ -192,9 +204,9 @@ class GenerationService:
         serving = [s.label for s in self.specs.values() if s.serves(model)]
         notes = check_request(spec, job_request, can_host=self.input_host is not None, served_by=serving)
         self._check_reachable(spec, job_request)
-        provider = self.provider(name, keys, server_keys=server_keys)
+        provider, http = self._adapter(name, keys, server_keys=server_keys)
         visitor_key = spec.key_env in (keys or {})
-        return PlannedJob(spec, provider, job_request, notes, self._callback_url(spec, visitor_key))
+        return PlannedJob(spec, provider, job_request, notes, self._callback_url(spec, visitor_key), http)
 
     def _check_reachable(self, spec: ProviderSpec, request: GenerationRequest) -> None:
         """Refuse an input URL on a private or local address, which a hosted provider cannot reach.
@@ -235,6 +247,7 @@ class GenerationService:
         if not plan.jobs:
             return
         run = self._new_run(uuid.uuid4().hex[:12], timeout_s, out_dir)
+        await self.polling.prepare(plan.targets)
         if self.history is not None:
             kind = "edit" if plan.request.is_edit else "generate"
             await self.history.start_run(run.run_id, plan.request, plan.targets, kind=kind, owner=owner)
@@ -258,6 +271,7 @@ class GenerationService:
         """
         refs = [jobs] if isinstance(jobs, JobRef) else list(jobs)
         run = self._new_run(run_id or uuid.uuid4().hex[:12], timeout_s, out_dir)
+        await self.polling.prepare((ref.provider, ref.model) for ref in refs)
         waits = [
             run.resume_job(self.spec(ref.provider), self.provider(ref.provider, keys, server_keys=server_keys), ref)
             for ref in refs
@@ -290,8 +304,9 @@ class GenerationService:
             inbox=self.inbox,
             record=self.keep,
             hosting=self.hosted,
-            schedule=self.schedule,
+            schedule=self.polling.schedule,
             price=self.price,
+            pace=self.pace,
             callbacks=self.callbacks_enabled,
         )
         return Run(
@@ -303,14 +318,25 @@ class GenerationService:
 
     # --- what a run uses -----------------------------------------------------------------------------
 
-    def schedule(self, spec: ProviderSpec, model: str) -> Schedule:
-        """When to read a job's status: the provider's documented schedule, or PLAYGROUND_POLL_INTERVAL_S."""
-        fixed = self.settings.poll_interval_s
-        return FixedSchedule(fixed, fixed) if fixed else FixedSchedule(spec.poll.first_s, spec.poll.interval_s)
-
     def price(self, spec: ProviderSpec, model: str) -> Price | None:
-        """The price of one image of ``model`` on ``spec``, with its source."""
+        """The price of one image of ``model`` on ``spec``: the operator's (PLAYGROUND_PRICES), else the list price.
+
+        A price the provider bills in its answer wins over both (the runner applies it).
+        """
+        usd = self.settings.price_set_for(spec.name, model)
+        if usd is not None:
+            return Price(usd=usd, source=PRICE_SET_BY_YOU)
         return spec.prices.get(model)
+
+    async def pace(self, spec: ProviderSpec) -> None:
+        """Before a status read: wait while the provider's documented request rate is used up."""
+        if spec.max_reads_per_minute is None:
+            return
+        window = self._read_limits.get(spec.name)
+        if window is None:
+            window = SlidingWindow(spec.max_reads_per_minute, clock=self.clock, sleep=self.sleep)
+            self._read_limits[spec.name] = window
+        await window.acquire()
 
     def hosted(self, spec: ProviderSpec, request: GenerationRequest) -> GenerationRequest:
         """The request with a local input replaced by a hosted URL, for providers that need a URL."""
@@ -319,7 +345,8 @@ class GenerationService:
         return request.model_copy(update={"image": self.input_host.publish(request.image)})
 
     async def keep(self, event: JobEvent) -> None:
-        """Record an event in history; a history failure is logged, never fatal to the job."""
+        """Learn from the event (polling) and record it in history; a history failure is logged, never fatal."""
+        self.polling.learn(event)
         if self.history is None:
             return
         try:

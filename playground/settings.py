@@ -8,8 +8,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from playground.errors import ConfigError
-from playground.providers import env_names
+from playground.errors import ConfigError, PlaygroundError
+from playground.models import model_info
+from playground.providers import env_names, get_spec
 
 _SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD")
 
@@ -34,6 +35,12 @@ class Settings(BaseModel):
     public_base_url: str | None = None
     sandbox: bool = False
     allow_private_urls: bool = False
+    prices: dict[str, float] = Field(default_factory=dict)
+    """Per-image prices the operator set (PLAYGROUND_PRICES), by "provider:model" or "provider" for all."""
+
+    def price_set_for(self, provider: str, model: str) -> float | None:
+        """The price PLAYGROUND_PRICES sets for one provider and model, if any."""
+        return self.prices.get(f"{provider}:{model}", self.prices.get(provider))
 
     def secret(self, name: str) -> SecretStr | None:
         """The secret named ``name``, or None when unset or blank."""
@@ -64,7 +71,38 @@ class Settings(BaseModel):
             public_base_url=env.get("PUBLIC_BASE_URL"),
             sandbox=_flag(env, "PLAYGROUND_SANDBOX"),
             allow_private_urls=_flag(env, "PLAYGROUND_ALLOW_PRIVATE_URLS"),
+            prices=parse_prices(env.get(PRICES_ENV, "")),
         )
+
+
+PRICES_ENV = "PLAYGROUND_PRICES"
+
+
+def parse_prices(raw: str) -> dict[str, float]:
+    """``kie:pro=0.025,fluxapi=0.02``: dollars per image by provider and model (pro, max, or a full model id),
+    or by provider alone for all its models. ConfigError with one sentence when an entry is not of that shape."""
+    prices: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        target, sep, amount = item.partition("=")
+        provider, _, model = target.strip().partition(":")
+        try:
+            usd = float(amount)
+            spec = get_spec(provider.strip()) if sep else None
+            full = _model_id(model.strip()) if model else None
+            if full is not None:
+                model_info(full)
+        except (ValueError, PlaygroundError):
+            usd, spec, full = -1.0, None, None
+        if spec is None or usd < 0:
+            raise ConfigError(
+                f"{PRICES_ENV} has {item!r}; write provider:model=dollars, e.g. kie:pro=0.025 or fluxapi=0.02."
+            )
+        prices[f"{spec.name}:{full}" if full else spec.name] = usd
+    return prices
+
+
+def _model_id(word: str) -> str:
+    return word if word.startswith("flux-") else f"flux-kontext-{word}"
 
 
 def _number(env: Mapping[str, str], name: str, default: float | None) -> float | None:

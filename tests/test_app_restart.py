@@ -74,6 +74,7 @@ def app_env(tmp_path: Path) -> dict[str, str]:
         GRADIO_SERVER_PORT=str(free_port()),
         PLAYGROUND_SANDBOX_PORT=str(free_port()),
         SANDBOX_JOB_SECONDS="6",
+        PLAYGROUND_POLL_INTERVAL_S="0.25",  # these tests are about restarts, not about the learned schedule
         GRADIO_TEMP_DIR=str(tmp_path / "gradio"),
         PLAYGROUND_BROWSER_SECRET="restart-test",
     )

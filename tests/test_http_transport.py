@@ -16,8 +16,9 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from playground.errors import ProviderConnectionError, ProviderTimeoutError, ProviderUnavailableError
-from playground.http import KEEPALIVE_EXPIRY_S, MAX_RETRIES, USER_AGENT, HttpClient, build_client
+from playground.http import MAX_RETRIES, USER_AGENT, HttpClient, build_client
 from playground.sandbox.server import LoopbackServer
+from playground.transport import KEEPALIVE_EXPIRY_S
 
 SECONDS = 5.0  # an http timeout no fast test reaches
 

@@ -311,3 +311,23 @@ async def test_a_status_word_nobody_documented_is_shown_then_fails_the_job_after
     assert failed.state == "failed" and failed.kind == "job_failed" and failed.code == "unknown_status"
     assert "t-42" in failed.error and "3 times in a row" in failed.error
     assert now[0] == pytest.approx(2.0 + 3.0 + 3.0), "three documented-schedule reads, not the 300 s deadline"
+
+
+async def test_with_prices_set_no_job_costs_unknown_and_a_billed_price_wins(settings, sandbox):
+    from playground.models import InputImage
+    from playground.settings import parse_prices
+    from tests.conftest import png_bytes
+
+    priced = settings.model_copy(update={"prices": parse_prices("kie=0.025,fluxapi:pro=0.02,runapi=0.03,bfl=0.5")})
+    service = GenerationService(priced)
+    image = InputImage(url=f"{sandbox.url}/files/{sandbox.state.add_file(png_bytes(), 'image/png')}")
+    edit = GenerationRequest(prompt="make it snow", image=image)
+    events = await collect(service, edit, [(name, "flux-kontext-pro") for name in service.specs])
+    await service.aclose()
+    results = {name: final(events, name).result for name in service.specs}
+    assert all(r is not None and r.cost_usd is not None for r in results.values()), "no 'unknown' cost"
+    assert (results["kie"].cost_usd, results["kie"].cost_source) == (0.025, "set by you in PLAYGROUND_PRICES")
+    assert (results["runflow"].cost_usd, results["runflow"].cost_source) == (0.04, "billed by Runflow")
+    bfl = results["bfl"]
+    assert bfl.cost_billed and bfl.cost_source == "billed by Black Forest Labs", "its answer's credits beat our 0.5"
+    assert results["apixo"].cost_source.startswith("https://"), "a list price names where it is published"

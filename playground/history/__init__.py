@@ -7,12 +7,13 @@ the default store.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 from playground.history.records import OUTCOMES, JobRecord, Outcome, RunRecord, RunSummary, StateChange
 from playground.history.sqlite import DB_NAME, INPUTS_DIR, SqliteHistory
-from playground.models import GenerationRequest, JobEvent
+from playground.models import GenerationRequest, JobEvent, JobResult
 
 
 class History(Protocol):
@@ -62,6 +63,14 @@ class History(Protocol):
 
     async def abandon_unsubmitted(self, reason: str) -> int:
         """Fail jobs that never got a task id (the process died first); how many."""
+        ...
+
+    async def results(self, provider: str, model: str, *, limit: int = 100) -> list[JobResult]:
+        """The most recent successful results of one (provider, model), newest first."""
+        ...
+
+    async def finished_jobs(self, *, since: datetime | None = None, kind: str | None = None) -> list[JobRecord]:
+        """Every job that ended (succeeded, failed, canceled), oldest first, of runs of ``kind`` since ``since``."""
         ...
 
     async def request_of(self, run_id: str) -> GenerationRequest:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from playground.models import JobRef, JobState, ModelId, WireRequest
+from playground.models import JobRef, JobResult, JobState, ModelId, WireRequest
 
 Outcome = Literal["succeeded", "failed", "mixed", "stopped", "running"]
 OUTCOMES: tuple[Outcome, ...] = ("succeeded", "failed", "mixed", "stopped", "running")
@@ -50,6 +50,8 @@ class JobRecord(BaseModel):
     sent: WireRequest | None = None
     notes: tuple[str, ...] = ()
     changes: tuple[StateChange, ...] = ()
+    result: JobResult | None = None
+    """The whole result as it was measured (kept since schema v4; None for older jobs and failures)."""
 
     @property
     def is_resumable(self) -> bool:

@@ -27,9 +27,17 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from playground.errors import ConfigError, InvalidInputError
 from playground.history.records import OUTCOMES, JobRecord, RunRecord, RunSummary, StateChange
-from playground.history.sqlite_schema import MIGRATIONS, RUNS_SQL, SCHEMA_VERSION, TERMINAL_SQL, UPSERT_JOB_SQL
+from playground.history.sqlite_schema import (
+    DURATIONS_SQL,
+    FINISHED_JOBS_SQL,
+    MIGRATIONS,
+    RUNS_SQL,
+    SCHEMA_VERSION,
+    TERMINAL_SQL,
+    UPSERT_JOB_SQL,
+)
 from playground.images import EXTENSIONS
-from playground.models import GenerationRequest, InputImage, JobEvent, WireRequest
+from playground.models import GenerationRequest, InputImage, JobEvent, JobResult, WireRequest
 
 DB_NAME = "history.sqlite3"
 INPUTS_DIR = "inputs"
@@ -269,6 +277,21 @@ class SqliteHistory:
             return [job for job in self._jobs("j.run_id = ?", (run_id,)) if job.is_resumable]
 
     @in_worker
+    def results(self, provider: str, model: str, *, limit: int = 100) -> list[JobResult]:
+        """The most recent successful results of one (provider, model), newest first (to learn its timing)."""
+        with self._lock:
+            rows = self._db.execute(DURATIONS_SQL, (provider, model, limit)).fetchall()
+        return [result for (raw,) in rows if (result := _result(raw, None)) is not None]
+
+    @in_worker
+    def finished_jobs(self, *, since: datetime | None = None, kind: str | None = None) -> list[JobRecord]:
+        """Every job that ended (succeeded, failed, canceled), oldest first; without state changes (for stats)."""
+        params = {"since": _iso(since) if since else None, "kind": kind}
+        with self._lock:
+            rows = self._db.execute(FINISHED_JOBS_SQL, params).fetchall()
+        return [_job(row, []) for row in rows]
+
+    @in_worker
     def request_of(self, run_id: str) -> GenerationRequest:
         """The run's request, rebuilt for a re-run; a local input is read back from its copy."""
         with self._lock:
@@ -342,17 +365,27 @@ def _job_params(event: JobEvent, at: str) -> dict[str, Any]:
         "result_sent": result.sent.model_dump_json() if result else None,
         "notes": json.dumps(list(event.notes)),
         "urls": json.dumps(event.urls, sort_keys=True),
+        "result": result.model_dump_json(exclude={"sent"}) if result else None,
     }
 
 
 def _job(row: sqlite3.Row, changes: list[StateChange]) -> JobRecord:
+    sent = WireRequest.model_validate_json(row["sent_json"]) if row["sent_json"] else None
     return JobRecord(
-        **{k: row[k] for k in row.keys() if k not in ("id", "sent_json", "notes_json", "urls_json")},
-        sent=WireRequest.model_validate_json(row["sent_json"]) if row["sent_json"] else None,
+        **{k: row[k] for k in row.keys() if k not in ("id", "sent_json", "notes_json", "urls_json", "result_json")},
+        sent=sent,
         notes=tuple(json.loads(row["notes_json"])),
         urls=json.loads(row["urls_json"]),
         changes=tuple(changes),
+        result=_result(row["result_json"], sent),
     )
+
+
+def _result(raw: str | None, sent: WireRequest | None) -> JobResult | None:
+    if not raw:
+        return None
+    data = json.loads(raw)
+    return JobResult.model_validate({**data, "sent": sent or WireRequest(method="GET", url="(not recorded)")})
 
 
 def _summary(row: sqlite3.Row) -> RunSummary:

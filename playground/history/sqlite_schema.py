@@ -39,8 +39,19 @@ def v3_owner(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX runs_by_owner ON runs (owner)")
 
 
+def v4_measurements(db: sqlite3.Connection) -> None:
+    """Jobs keep their whole result (latency interval, breakdown, the provider's own timings, size, format)."""
+    db.execute("ALTER TABLE jobs ADD COLUMN result_json TEXT")
+    db.execute("CREATE INDEX jobs_by_target ON jobs (provider, model, state)")
+
+
 # Version N is the file after MIGRATIONS[:N]. Append only; never edit a released step.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (v1_tables, v2_search_and_resume, v3_owner)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    v1_tables,
+    v2_search_and_resume,
+    v3_owner,
+    v4_measurements,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 TERMINAL_SQL = "('succeeded', 'failed', 'canceled', 'stopped')"
@@ -58,9 +69,10 @@ RUNS_SQL = f"""SELECT * FROM (SELECT r.rowid AS seq, r.*, {OUTCOME_SQL} AS outco
     GROUP BY r.run_id)
 WHERE :outcome IS NULL OR outcome = :outcome ORDER BY created_at DESC, seq DESC LIMIT :limit OFFSET :offset"""
 UPSERT_JOB_SQL = """INSERT INTO jobs (run_id, provider, model, task_id, state, created_at, updated_at, latency_s,
-        cost_usd, cost_source, error, error_code, error_kind, result_url, result_path, sent_json, notes_json, urls_json)
+        cost_usd, cost_source, error, error_code, error_kind, result_url, result_path, sent_json, notes_json, urls_json,
+        result_json)
     VALUES (:run_id, :provider, :model, :task_id, :state, :at, :at, :latency_s, :cost_usd, :cost_source, :error,
-        :error_code, :error_kind, :result_url, :result_path, COALESCE(:sent, :result_sent), :notes, :urls)
+        :error_code, :error_kind, :result_url, :result_path, COALESCE(:sent, :result_sent), :notes, :urls, :result)
     ON CONFLICT (run_id, provider, model) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at,
         task_id = COALESCE(excluded.task_id, task_id), latency_s = COALESCE(excluded.latency_s, latency_s),
         cost_usd = COALESCE(excluded.cost_usd, cost_usd), cost_source = COALESCE(excluded.cost_source, cost_source),
@@ -69,5 +81,11 @@ UPSERT_JOB_SQL = """INSERT INTO jobs (run_id, provider, model, task_id, state, c
         result_path = COALESCE(excluded.result_path, result_path),
         sent_json = COALESCE(:sent, sent_json, :result_sent),
         notes_json = CASE WHEN :notes = '[]' THEN notes_json ELSE :notes END,
-        urls_json = CASE WHEN :urls = '{}' THEN urls_json ELSE :urls END
+        urls_json = CASE WHEN :urls = '{}' THEN urls_json ELSE :urls END,
+        result_json = COALESCE(excluded.result_json, result_json)
     RETURNING id"""
+DURATIONS_SQL = """SELECT result_json FROM jobs WHERE provider = ? AND model = ? AND state = 'succeeded'
+    AND result_json IS NOT NULL ORDER BY id DESC LIMIT ?"""
+FINISHED_JOBS_SQL = """SELECT j.* FROM jobs j JOIN runs r ON r.run_id = j.run_id
+    WHERE j.state IN ('succeeded', 'failed', 'canceled') AND (:since IS NULL OR j.created_at >= :since)
+      AND (:kind IS NULL OR r.kind = :kind) ORDER BY j.id"""

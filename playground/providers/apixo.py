@@ -25,7 +25,10 @@ from playground.providers.base import (
     ProviderSpec,
     compact,
     first_str,
+    number,
+    span_s,
     wire,
+    with_timings,
 )
 
 MODEL_ID = "flux-kontext"
@@ -135,6 +138,15 @@ def _input(request: GenerationRequest, mode: str, image_url: str | None) -> dict
 
 
 def to_status(data: dict[str, Any]) -> JobStatus:
+    """Normalise a statusTask ``data`` object, with APIXO's own timings (milliseconds) [doc: timings]."""
+    return with_timings(
+        _state(data),
+        total=span_s(data.get("createTime"), data.get("completeTime")),
+        generating=number(data.get("costTime"), 0.001),
+    )
+
+
+def _state(data: dict[str, Any]) -> JobStatus:
     """Normalise a statusTask ``data`` object; a state not documented counts as running, marked ``unknown``."""
     raw_state = data.get("state")
     state = _STATES.get(raw_state.strip().lower()) if isinstance(raw_state, str) else None
@@ -214,5 +226,6 @@ SPEC: ProviderSpec = ProviderSpec(
     },
     extra_env={},  # no extra host, and callbacks are unsigned: no secret to configure
     docs_url="https://apixo.ai/docs/models/image/flux-kontext",
+    max_reads_per_minute=10000,  # 10000 requests/minute [doc: errors]
     key_url="https://apixo.ai/docs/concepts/authentication",  # keys are made in the dashboard it describes
 )

@@ -6,6 +6,7 @@ import base64
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import SecretStr
@@ -133,6 +134,8 @@ class ProviderSpec:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     docs_url: str = ""
     key_url: str = ""
+    max_reads_per_minute: int | None = None
+    """The documented request limit that status reads count against (None: none documented)."""
 
     def serves(self, model: str) -> bool:
         return model in self.models
@@ -205,3 +208,42 @@ def callback_json(body: bytes, spec: ProviderSpec) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise WebhookError(f"{spec.label} callback body is not a JSON object.", provider=spec.name)
     return payload
+
+
+def moment_s(value: Any) -> float | None:
+    """A timestamp as Unix seconds: ISO 8601 text (Z or an offset), or a number of seconds or milliseconds."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) / 1000 if value > 1e11 else float(value)  # epoch milliseconds are > 1e11
+    if isinstance(value, str) and value.strip():
+        text = value.strip()
+        if text.replace(".", "", 1).isdigit():
+            return moment_s(float(text))
+        try:
+            return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def span_s(start: Any, end: Any) -> float | None:
+    """Seconds from ``start`` to ``end`` (timestamps as moment_s reads them), or None."""
+    a, b = moment_s(start), moment_s(end)
+    return round(b - a, 3) if a is not None and b is not None and b >= a else None
+
+
+def number(value: Any, scale: float = 1.0) -> float | None:
+    """A number (or numeric text) times ``scale``, or None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return round(float(value) * scale, 6) if value is not None and value != "" else None
+    except (TypeError, ValueError):
+        return None
+
+
+def with_timings(status: JobStatus, **timings: float | None) -> JobStatus:
+    """``status`` carrying the provider's own timings (seconds); unknown ones are left out."""
+    known = {name: seconds for name, seconds in timings.items() if seconds is not None and seconds >= 0}
+    return status.model_copy(update={"timings": known}) if known else status

@@ -38,11 +38,13 @@ from playground.providers.base import (
     callback_json,
     compact,
     first_str,
+    number,
     wire,
 )
 
 RESULT_PATH = "/v1/get_result"
 POLLING_URL = "polling_url"
+CREDIT_USD = 0.01  # one BFL credit [doc: cost]
 WEBHOOK_SECRET_ENV = "BFL_WEBHOOK_SECRET"
 SIGNATURE_HEADER = "x-bfl-signature"
 # BFL documents no replay window; we use the 300 s the other providers use.
@@ -80,7 +82,8 @@ class BflProvider(Adapter):
             task_id=task_id,
             urls={POLLING_URL: polling_url} if polling_url else {},
         )
-        return Submission(job=job, sent=self._sent(url, body))
+        billed = number(answer.get("cost"), CREDIT_USD)  # in credits [doc: cost]
+        return Submission(job=job, sent=self._sent(url, body), billed_usd=billed)
 
     async def status(self, job: JobRef) -> JobStatus:
         """GET the polling_url BFL returned, as is; /v1/get_result?id= only when we never saw one."""

@@ -30,11 +30,14 @@ from playground.providers.base import (
     CallbackUpdate,
     PollSchedule,
     ProviderSpec,
+    as_dict,
     callback_json,
     compact,
     data_uri,
     first_str,
+    number,
     wire,
+    with_timings,
 )
 
 APP_ID = "fal-ai/flux-pro"  # owner/app: what the requests/{id} URLs are built on
@@ -156,6 +159,13 @@ def to_payload(request: GenerationRequest, image_url: str | None) -> dict[str, A
 
 
 def to_status(data: dict[str, Any], output: dict[str, Any] | None = None) -> JobStatus:
+    """Normalise a queue status (and the output once COMPLETED), with fal's inference time [doc: timings]."""
+    metrics, timings = as_dict(data.get("metrics")), as_dict((output or {}).get("timings"))
+    generating = number(metrics.get("inference_time")) or number(timings.get("inference"))
+    return with_timings(_state(data, output), generating=generating)
+
+
+def _state(data: dict[str, Any], output: dict[str, Any] | None = None) -> JobStatus:
     """Normalise a queue status; ``output`` is the model output read from response_url once COMPLETED."""
     word = str(data.get("status") or "").upper()
     if word != "COMPLETED":

@@ -35,7 +35,9 @@ from playground.providers.base import (
     compact,
     data_uri,
     first_str,
+    span_s,
     wire,
+    with_timings,
 )
 
 GENERATE_PATH = "/api/v1/flux/kontext/generate"
@@ -138,6 +140,11 @@ def to_payload(request: GenerationRequest, model: str, image: str | None, callba
 
 
 def to_status(data: dict[str, Any]) -> JobStatus:
+    """Normalise a record-info ``data`` object, with KIE's createTime/completeTime [doc: timings]."""
+    return with_timings(_state(data), total=span_s(data.get("createTime"), data.get("completeTime")))
+
+
+def _state(data: dict[str, Any]) -> JobStatus:
     """Normalise a record-info ``data`` object: successFlag 0 generating, 1 success, 2 and 3 failed.
 
     Any other flag (or none) is not in the documented list: still running, marked ``unknown``.

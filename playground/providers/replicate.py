@@ -35,11 +35,15 @@ from playground.providers.base import (
     PollSchedule,
     ProviderConfig,
     ProviderSpec,
+    as_dict,
     callback_json,
     compact,
     data_uri,
     first_str,
+    number,
+    span_s,
     wire,
+    with_timings,
 )
 
 MODEL_OWNER = "black-forest-labs"
@@ -132,6 +136,18 @@ def to_payload(request: GenerationRequest, image: str | None, callback_url: str 
 
 
 def to_status(prediction: dict[str, Any]) -> JobStatus:
+    """Normalise a prediction, with Replicate's timestamps and metrics [doc: timings]."""
+    metrics = as_dict(prediction.get("metrics"))
+    created, started = prediction.get("created_at"), prediction.get("started_at")
+    return with_timings(
+        _state(prediction),
+        total=number(metrics.get("total_time")) or span_s(created, prediction.get("completed_at")),
+        queued=span_s(created, started),
+        generating=number(metrics.get("predict_time")),
+    )
+
+
+def _state(prediction: dict[str, Any]) -> JobStatus:
     """Normalise a prediction object; a status not documented counts as running, marked ``unknown``."""
     state = STATUS_MAP.get(str(prediction.get("status", "")).strip().lower())
     if state is None:
@@ -255,5 +271,6 @@ SPEC = ProviderSpec(
     },
     extra_env={WEBHOOK_SECRET_ENV: ""},
     docs_url="https://replicate.com/black-forest-labs/flux-kontext-pro/api",
+    max_reads_per_minute=3000,  # 3000 requests/minute outside creates [doc: errors]
     key_url="https://replicate.com/account/api-tokens",
 )

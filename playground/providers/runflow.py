@@ -47,7 +47,10 @@ from playground.providers.base import (
     callback_json,
     compact,
     first_str,
+    number,
+    span_s,
     wire,
+    with_timings,
 )
 
 RUNS_PATH = "/v1/models/{model_path}/runs"
@@ -192,6 +195,19 @@ def to_payload(request: GenerationRequest, image_url: str, callback_url: str | N
 
 
 def to_status(run: Mapping[str, Any]) -> JobStatus:
+    """Normalise a run object, with Runflow's own timings and billed cost [doc: timings][doc: cost]."""
+    created, started, completed = run.get("created_at"), run.get("started_at"), run.get("completed_at")
+    status = with_timings(
+        _state(run),
+        total=number(run.get("duration_ms"), 0.001) or span_s(created, completed),
+        queued=span_s(created, started),
+        generating=span_s(started, completed),
+    )
+    billed = number(run.get("cost"))
+    return status.model_copy(update={"billed_usd": billed}) if billed is not None and status.is_terminal else status
+
+
+def _state(run: Mapping[str, Any]) -> JobStatus:
     """Normalise a run object. partial_succeeded is terminal: success with an image, else failure."""
     word = str(first_str(run.get("status_code"), run.get("status")) or "").lower()
     output = run.get("output")

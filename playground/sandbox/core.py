@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -39,6 +40,7 @@ TYPICAL_JOB_S: dict[str, float] = {
 }
 MAX_MODEL_FACTOR = 1.3
 RETRY_AFTER_S = 1
+READY_IMAGE_PX = 64
 _PROMPT_OUTCOME = re.compile(r"sandbox:(fail|moderate|never)")
 
 
@@ -104,6 +106,10 @@ class SandboxState:
         self._renders: dict[str, asyncio.Task[None]] = {}
         self.callbacks_sent: list[tuple[str, str, int]] = []
         self.background: set[asyncio.Task[None]] = set()
+        # Benchmarks: draw each job's duration from ``durations(provider, model)``, and serve one small
+        # ready-made image per format instead of drawing, so the sandbox's own work does not dominate.
+        self.durations: Callable[[str, str], float] | None = None
+        self.ready_made = False
 
     # --- configuration ---------------------------------------------------------------------
 
@@ -181,6 +187,8 @@ class SandboxState:
         self._renders[job.id] = loop.create_task(self._render(job, self.labels.get(job.provider, job.provider)))
 
     def _duration(self, provider: str, model: str) -> float:
+        if self.durations is not None:
+            return self.durations(provider, model)
         if self.job_seconds is not None:
             return self.job_seconds
         typical = TYPICAL_JOB_S.get(provider, 3.0) * (MAX_MODEL_FACTOR if "max" in model else 1.0)
@@ -247,10 +255,14 @@ class SandboxState:
         return found[0] if found else None
 
     async def _render(self, job: SandboxJob, label: str) -> None:
+        mime = "image/png" if job.output_format == "png" else "image/jpeg"
+        if self.ready_made:
+            job.result = ready_image(job.output_format)
+            self.files[f"result-{job.id}"] = (job.result, mime)
+            return
         source = await self.fetch_input(job.input_url) if job.input_url else None
         args = (label, job.model, job.prompt, job.aspect_ratio, job.output_format, source)
         job.result = await asyncio.to_thread(render, *args)
-        mime = "image/png" if job.output_format == "png" else "image/jpeg"
         self.files[f"result-{job.id}"] = (job.result, mime)
 
     async def fetch_input(self, url: str) -> bytes | None:
@@ -266,6 +278,12 @@ class SandboxState:
         except httpx.HTTPError as exc:
             log.warning("sandbox: could not fetch input image %s (%s); drawing a placeholder", url, exc)
             return None
+
+
+@functools.cache
+def ready_image(fmt: str) -> bytes:
+    """A small plain image, drawn once per format (benchmarks)."""
+    return render("sandbox", "ready-made", "benchmark", "1:1", fmt, None, long_side=READY_IMAGE_PX)
 
 
 def _served_name(url: str) -> str | None:

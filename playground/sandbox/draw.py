@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageOps
 LONG_SIDE_PX = 768
 
 
-def size_for(aspect_ratio: str | None, source: Image.Image | None) -> tuple[int, int]:
+def size_for(aspect_ratio: str | None, source: Image.Image | None, long_side: int = LONG_SIDE_PX) -> tuple[int, int]:
     """Pixel size for a W:H ratio (long side 768), or the source's own ratio when none is asked."""
     if aspect_ratio:
         w, h = (int(x) for x in aspect_ratio.split(":"))
@@ -20,14 +20,23 @@ def size_for(aspect_ratio: str | None, source: Image.Image | None) -> tuple[int,
     else:
         w, h = 1, 1
     if w >= h:
-        return LONG_SIDE_PX, max(1, round(LONG_SIDE_PX * h / w))
-    return max(1, round(LONG_SIDE_PX * w / h)), LONG_SIDE_PX
+        return long_side, max(1, round(long_side * h / w))
+    return max(1, round(long_side * w / h)), long_side
 
 
-def render(label: str, model: str, prompt: str, aspect_ratio: str | None, fmt: str, source: bytes | None) -> bytes:
+def render(
+    label: str,
+    model: str,
+    prompt: str,
+    aspect_ratio: str | None,
+    fmt: str,
+    source: bytes | None,
+    *,
+    long_side: int = LONG_SIDE_PX,
+) -> bytes:
     """Draw the result of a job: a gradient (text-to-image) or a visibly edited input image."""
     src = _open(source)
-    size = size_for(aspect_ratio, src)
+    size = size_for(aspect_ratio, src, long_side)
     base = _edited(src, size) if src is not None else _gradient(prompt, size)
     _caption(base, label, model, prompt, edited=src is not None)
     out = io.BytesIO()

@@ -176,12 +176,12 @@ async def record(state: SandboxState, job: SandboxJob, base: str, label: str) ->
         "successFlag": 0,
         "errorCode": None,
         "errorMessage": "",
-        "createTime": _iso(datetime.now(UTC)),
+        "createTime": _iso(_wall(state, job, 0.0)),
         "completeTime": None,
     }
     if not job.is_done(now):
         return data
-    data["completeTime"] = _iso(datetime.now(UTC))
+    data["completeTime"] = _iso(_wall(state, job, job.duration_s))
     if job.outcome == "success":
         url = await state.result_url(job, base, label)
         data.update(successFlag=1, response={"originImageUrl": url, "resultImageUrl": url})
@@ -237,4 +237,11 @@ def _decode(value: Any) -> tuple[bytes | None, str]:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """ISO 8601 UTC as the docs show it, with milliseconds (the docs' examples have none; readers take both)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _wall(state: SandboxState, job: SandboxJob, after_s: float) -> datetime:
+    """The wall-clock moment ``after_s`` after the job was created (the state's clock may be monotonic)."""
+    created = time.time() - job.elapsed(state.clock())
+    return datetime.fromtimestamp(created + after_s, UTC)

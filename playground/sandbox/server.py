@@ -24,7 +24,6 @@ from playground.sandbox.core import SandboxState
 from playground.settings import Settings, is_secret_name
 
 SANDBOX_KEY = "sandbox-key"
-FAST_POLL_S = 0.25
 
 
 def protocol(name: str) -> ModuleType:
@@ -97,8 +96,8 @@ def sandbox_settings(settings: Settings, base_url: str, *, key: str = SANDBOX_KE
                 secrets[env] = SecretStr(value)
             else:
                 values[env] = value
-    poll = settings.poll_interval_s or FAST_POLL_S
-    return settings.model_copy(update={"values": values, "secrets": secrets, "poll_interval_s": poll, "sandbox": True})
+    # Polling is as with real keys (the learned policy): only the base URLs and keys differ.
+    return settings.model_copy(update={"values": values, "secrets": secrets, "sandbox": True})
 
 
 def state_from_env(environ: Mapping[str, str] | None = None, *, persist_dir: Path | None = None) -> SandboxState:

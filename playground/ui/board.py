@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from playground.models import MODELS, JobEvent, JobResult, WireRequest
 from playground.providers import ProviderSpec
-from playground.ui.format import Outcome, failure_help, notes_markdown, result_facts, resume_hint
+from playground.ui.format import Outcome, breakdown_text, failure_help, notes_markdown, result_facts, resume_hint
 
 ACTIVE_STATES = frozenset({"queued", "running"})
 PanelKey = tuple[str, str]
@@ -51,7 +51,7 @@ class PanelView:
 
     def info(self, *, sandbox: bool) -> str:
         """The panel's details as Markdown: facts of the result, what to do about a failure, notes."""
-        parts = [result_facts(self.result)] if self.result else []
+        parts = [result_facts(self.result), breakdown_text(self.result, self.label)] if self.result else []
         if self.state in ("failed", "canceled"):
             parts.append(failure_help(self.kind, self.key_env, sandbox=sandbox))
         if self.task_id and (self.state == "stopped" or self.kind == "deadline"):
@@ -72,6 +72,7 @@ class PanelView:
             latency_s=result.latency_s if result else None,
             cost_usd=result.cost_usd if result else None,
             error=self.error,
+            latency_low_s=result.latency_low_s if result else None,
         )
 
 

@@ -45,15 +45,22 @@ def panel_title(label: str, model: str) -> str:
     return f"### {label} · {model_short(model)}"
 
 
-def status_text(state: str, elapsed_s: float, *, error: str | None = None, task_id: str | None = None) -> str:
-    """One live status line: queued, running 12.3 s, done in 27.1 s, failed: reason, stopped."""
+def status_text(
+    state: str,
+    elapsed_s: float,
+    *,
+    error: str | None = None,
+    task_id: str | None = None,
+    result: JobResult | None = None,
+) -> str:
+    """One live status line: queued, running 12.3 s, done in 8.2 s, ±0.3 s, failed: reason, stopped."""
     icon = STATE_ICONS.get(state, "")
     if state == "queued":
         text = "queued"
     elif state == "running":
         text = f"running {elapsed_s:.1f} s"
     elif state == "succeeded":
-        text = f"done in {elapsed_s:.1f} s"
+        text = f"done in {latency_text(result) if result else f'{elapsed_s:.1f} s'}"
     elif state in ("failed", "canceled"):
         text = f"{state}: {error or 'no reason given'}"
     elif state == "stopped":
@@ -63,12 +70,47 @@ def status_text(state: str, elapsed_s: float, *, error: str | None = None, task_
     return f"{icon} {text}".strip()
 
 
-def cost_text(cost_usd: float | None, source: str | None) -> str:
+def latency_text(result: JobResult) -> str:
+    """The latency with its error bar: '8.2 s, ±0.3 s' (it finished within the last 0.3 s), or '8.2 s (callback)'."""
+    if result.detected_via == "callback":
+        return f"{result.latency_s:.1f} s (callback)"
+    error = result.latency_error_s
+    return f"{result.latency_s:.1f} s" if error is None else f"{result.latency_s:.1f} s, ±{error:.1f} s"
+
+
+BREAKDOWN_WORDS = {
+    "upload": "input upload",
+    "submit": "submit",
+    "queued": "queued",
+    "generating": "generating",
+    "download": "download",
+}
+
+
+def breakdown_text(result: JobResult, label: str) -> str:
+    """Where the time went, as we measured it, and the provider's own figures labelled as the provider's."""
+    ours = [
+        f"{word} {result.breakdown[name]:.1f} s" for name, word in BREAKDOWN_WORDS.items() if name in result.breakdown
+    ]
+    theirs = [f"{name} {seconds:.1f} s" for name, seconds in sorted(result.provider_timings.items())]
+    lines = [f"**Time** {' · '.join(ours)}"] if ours else []
+    if theirs:
+        lines.append(f"**{label} reports** {' · '.join(theirs)}")
+    return "  \n".join(lines)
+
+
+def cost_text(cost_usd: float | None, source: str | None, *, confirmed: bool = True) -> str:
     """'$0.04 (source)', or 'unknown' when the provider publishes no per-image price."""
     if cost_usd is None:
-        return "unknown"
+        return "unknown (no published price; set one in PLAYGROUND_PRICES)"
     digits = 2 if round(cost_usd, 2) == round(cost_usd, 6) else 3
-    return f"${cost_usd:.{digits}f}" + (f" ({source})" if source else "")
+    shown = f"${cost_usd:.{digits}f}" + ("" if confirmed else " (not confirmed)")
+    return shown + (f" ({source})" if source else "")
+
+
+def result_cost_text(result: JobResult) -> str:
+    """The cost of one result with where it comes from: billed by the provider, set by you, or a list price."""
+    return cost_text(result.cost_usd, result.cost_source, confirmed=result.cost_confirmed)
 
 
 def size_text(size_bytes: int) -> str:
@@ -82,7 +124,7 @@ def result_facts(result: JobResult) -> str:
     """Latency, cost, size and format of one finished image, as one Markdown line."""
     kind = result.mime_type.split("/")[-1].upper()
     return (
-        f"**Latency** {result.latency_s:.1f} s · **Cost** {cost_text(result.cost_usd, result.cost_source)} · "
+        f"**Latency** {latency_text(result)} · **Cost** {result_cost_text(result)} · "
         f"{result.width}×{result.height} {kind}, {size_text(result.size_bytes)}"
     )
 
@@ -179,10 +221,17 @@ class Outcome:
     latency_s: float | None = None
     cost_usd: float | None = None
     error: str | None = None
+    latency_low_s: float | None = None
 
     @property
     def name(self) -> str:
         return job_name(self.label, self.model)
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """When the job finished, as far as we can tell: (earliest, latest) seconds after its create."""
+        end = self.latency_s or 0.0
+        return (end if self.latency_low_s is None else self.latency_low_s, end)
 
 
 def run_summary(outcomes: Sequence[Outcome], wall_s: float | None = None) -> str:
@@ -193,8 +242,7 @@ def run_summary(outcomes: Sequence[Outcome], wall_s: float | None = None) -> str
     lines = [f"**Run**: {len(done)} of {len(outcomes)} jobs done" + (f" in {wall_s:.1f} s" if wall_s else "")]
     timed = [o for o in done if o.latency_s is not None]
     if timed:
-        fastest = min(timed, key=lambda o: o.latency_s or 0.0)
-        lines.append(f"**Fastest**: {fastest.name}, {fastest.latency_s:.1f} s")
+        lines.append(fastest_text(timed))
     priced = [o for o in done if o.cost_usd is not None]
     if priced:
         cheapest = min(priced, key=lambda o: o.cost_usd or 0.0)
@@ -205,6 +253,23 @@ def run_summary(outcomes: Sequence[Outcome], wall_s: float | None = None) -> str
         lines.append(f"**Failures**: {len(failed)}")
         lines += [f"  - {o.name}: {o.state}" + (f" ({o.error})" if o.error else "") for o in failed]
     return "\n".join(f"- {line}" if not line.startswith("  ") else line for line in lines)
+
+
+def fastest_text(timed: Sequence[Outcome]) -> str:
+    """The fastest job, fairly: jobs whose finishing intervals overlap the fastest one's are a tie."""
+    ranked = sorted(timed, key=lambda o: o.interval[1])
+    best = ranked[0]
+    low, high = best.interval
+    tied = [o for o in ranked[1:] if o.interval[0] <= high]
+    head = f"**Fastest**: {best.name}, {best.latency_s:.1f} s"
+    if tied:
+        names = ", ".join(o.name for o in tied)
+        return f"{head}; tied with {names}: their times overlap within the measurement error, so no winner."
+    if len(ranked) == 1:
+        return head
+    runner_up = ranked[1]
+    lead = runner_up.interval[0] - high
+    return f"{head}, at least {lead:.1f} s ahead of {runner_up.name} (sure: the measured intervals do not overlap)."
 
 
 def _total_cost(done: Sequence[Outcome]) -> str:

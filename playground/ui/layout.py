@@ -17,6 +17,7 @@ from playground.ui.handlers import Handlers
 from playground.ui.history_handlers import HistoryHandlers
 from playground.ui.history_tab import build_history_tab, wire_history
 from playground.ui.panels import HEAD_SLOTS, PANEL_SLOTS, PanelUI, TabKind, build_panel
+from playground.ui.providers_tab import ProvidersHandlers, build_providers_tab
 
 ASSETS = Path(__file__).parent / "assets"
 EXAMPLE_IMAGE = ASSETS / "example-input.png"
@@ -102,6 +103,8 @@ def build_ui(handlers: Handlers, *, secret: str) -> gr.Blocks:
                 edit = _tab("edit", handlers)
             with gr.Tab("History", id="history") as history_tab:
                 history_ui = build_history_tab(history)
+            with gr.Tab("Providers", id="providers") as providers_tab:
+                build_providers_tab(ProvidersHandlers(handlers.service), providers_tab)
         runs = [event for tab in (text, edit) for event in _wire_tab(demo, tab, handlers, keys_state, owner_state)]
         _wire_edit_chain(edit, handlers)
         if history_ui is not None:

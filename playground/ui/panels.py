@@ -34,7 +34,7 @@ def render_panel(view: PanelView, input_path: str | None, *, sandbox: bool) -> d
     pair = (input_path or path, path) if path else None  # the slider shows nothing without a 'before' image
     return {
         "box": gr.update(visible=True),
-        "status": status_text(view.state, view.elapsed_s, error=view.error, task_id=view.task_id),
+        "status": status_text(view.state, view.elapsed_s, error=view.error, task_id=view.task_id, result=result),
         "image": gr.update(value=path, visible=has_media),
         "slider": gr.update(value=pair, visible=has_media),
         "download": gr.update(value=path, label=download_label(result), visible=True)

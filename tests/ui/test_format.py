@@ -53,11 +53,33 @@ def test_status_lines_say_what_is_happening(state, elapsed, extra, expected):
         (0.04, "bfl.ai pricing", "$0.04 (bfl.ai pricing)"),
         (0.025, None, "$0.025"),
         (0.1, None, "$0.10"),
-        (None, "anything", "unknown"),
+        (None, "anything", "unknown (no published price; set one in PLAYGROUND_PRICES)"),
     ],
 )
 def test_cost_is_dollars_with_its_source_or_unknown(usd, source, expected):
     assert cost_text(usd, source) == expected
+
+
+def test_a_price_the_provider_does_not_publish_itself_says_so():
+    assert (
+        cost_text(0.08, "https://fal.ai/pricing", confirmed=False) == "$0.08 (not confirmed) (https://fal.ai/pricing)"
+    )
+
+
+def timed(label: str, low: float, high: float) -> Outcome:
+    return Outcome(label, "flux-kontext-pro", "succeeded", latency_s=high, latency_low_s=low)
+
+
+def test_fastest_is_a_tie_when_the_measured_intervals_overlap():
+    summary = run_summary([timed("fal.ai", 7.9, 8.2), timed("Black Forest Labs", 8.0, 8.4), timed("APIXO", 9.0, 9.5)])
+    assert "**Fastest**: fal.ai pro, 8.2 s; tied with Black Forest Labs pro" in summary
+    assert "APIXO" not in summary.split("tied with")[1].split("\n")[0], "APIXO's interval does not overlap"
+    assert "no winner" in summary
+
+
+def test_fastest_says_how_sure_it_is_when_the_intervals_do_not_overlap():
+    summary = run_summary([timed("fal.ai", 7.9, 8.2), timed("APIXO", 9.0, 9.5)])
+    assert "**Fastest**: fal.ai pro, 8.2 s, at least 0.8 s ahead of APIXO pro (sure" in summary
 
 
 def test_curl_shows_the_key_as_its_variable_and_quotes_the_body():
@@ -99,7 +121,7 @@ def result(**kw) -> JobResult:
 def test_result_facts_and_download_label_name_latency_cost_size_and_format():
     facts = result_facts(result(cost_usd=0.04, cost_source="src"))
     assert facts == "**Latency** 27.1 s · **Cost** $0.04 (src) · 1024×768 JPEG, 121 KB"
-    assert "**Cost** unknown" in result_facts(result())
+    assert "**Cost** unknown (no published price; set one in PLAYGROUND_PRICES)" in result_facts(result())
     assert download_label(result()) == "Download .jpg (121 KB)"
 
 
@@ -112,7 +134,7 @@ def test_summary_names_fastest_cheapest_failures_and_the_unknown_prices():
     ]
     summary = run_summary(outcomes, wall_s=6.3)
     assert "**Run**: 3 of 4 jobs done in 6.3 s" in summary
-    assert "**Fastest**: KIE AI pro, 4.2 s" in summary
+    assert "**Fastest**: KIE AI pro, 4.2 s, at least 0.8 s ahead of Black Forest Labs max" in summary
     assert "**Cheapest**: APIXO pro, $0.03" in summary
     assert "**Total cost**: $0.11 + unknown (KIE AI pro: no published price)" in summary
     assert "**Failures**: 1" in summary and "RunAPI.ai pro: failed (RunAPI.ai is unavailable (HTTP 500).)" in summary
