@@ -42,7 +42,7 @@ async def fan_out(providers: list[str], seconds: float, poll_s: float) -> None:
         request = GenerationRequest(prompt="turn the sky orange", image=InputImage(url=url))
         targets = [(p, m) for p in providers for m in MODELS]
         started = time.perf_counter()
-        finals = [e async for e in service.run(request, targets) if e.is_terminal]
+        finals = [e async for e in service.run(service.plan(request, targets)) if e.is_terminal]
         wall = time.perf_counter() - started
         await service.aclose()
     print(

@@ -58,6 +58,7 @@ def parser() -> argparse.ArgumentParser:
     _common(resume)
     box = sub.add_parser("sandbox", help="serve the sandbox of every protocol on a loopback port")
     box.add_argument("--port", type=int, default=8900)
+    box.add_argument("--ready-made", action="store_true", help="serve one small image instead of drawing (benchmarks)")
     add_history_commands(sub)
     add_stats_command(sub)
     return root
@@ -82,7 +83,7 @@ def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None)
         if args.command == "stats":
             return asyncio.run(run_stats_command(args, settings))
         if args.command == "sandbox":
-            return serve_sandbox(args.port)
+            return serve_sandbox(args.port, ready_made=args.ready_made)
         return asyncio.run(_jobs(args, settings))
     except PlaygroundError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -119,10 +120,12 @@ def _provider_row(name: str, settings: Settings) -> dict[str, Any]:
     }
 
 
-def serve_sandbox(port: int) -> int:
-    from playground.sandbox.server import SandboxServer
+def serve_sandbox(port: int, *, ready_made: bool = False) -> int:
+    from playground.sandbox.server import SandboxServer, state_from_env
 
-    with SandboxServer(port=port) as server:
+    state = state_from_env()
+    state.ready_made = ready_made
+    with SandboxServer(state, port=port) as server:
         print(f"sandbox serving every protocol at {server.url}/<provider> (Ctrl+C to stop)", flush=True)
         for name, spec in REGISTRY.items():
             print(f"  {spec.base_url_env}={server.url}/{name}")
