@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -86,6 +87,8 @@ async def measure(runs: int, seconds: float, url: str, file_id: str) -> None:
     print(f"latency p50     {pct(latencies, 50):.2f} s   p99 {pct(latencies, 99):.2f} s")
     print(f"playground CPU  {cpu:.2f} s = {1000 * cpu / len(events):.2f} ms per job")
     print(f"peak RSS        {peak_mb:.0f} MB")
+    for reason, count in Counter(e.error for e in events if e.result is None).most_common(3):
+        print(f"failed {count} x: {reason}")
 
 
 def pct(ordered: list[float], p: int) -> float:
