@@ -16,13 +16,16 @@ from typing import Any
 
 import httpx
 
-from playground.errors import UnexpectedResponseError, WebhookError, error_for_status
+from playground.errors import UnexpectedResponseError, error_for_status
 from playground.models import Capabilities, GenerationRequest, JobRef, JobState, JobStatus, Price, Submission
 from playground.providers.base import (
     Adapter,
     CallbackUpdate,
     PollSchedule,
     ProviderSpec,
+    as_dict,
+    callback_json,
+    callback_task_id,
     compact,
     first_str,
     number,
@@ -59,11 +62,7 @@ class ApixoProvider(Adapter):
         headers = self._config.bearer()
         response = await self._http.create("POST", url, json=body, headers=headers, check=self._check)
         task_id = first_str(self._data(response).get("taskId"))
-        if task_id is None:
-            message = f"{self.spec.label} accepted the job but returned no taskId."
-            raise UnexpectedResponseError(message, provider=self.spec.name)
-        job = JobRef(provider=self.spec.name, model=request.model, task_id=task_id)
-        return Submission(job=job, sent=wire("POST", url, self._config, body))
+        return self.submitted(request, task_id, wire("POST", url, self._config, body), id_name="taskId")
 
     async def status(self, job: JobRef) -> JobStatus:
         url = self._config.url(STATUS_PATH)
@@ -73,15 +72,10 @@ class ApixoProvider(Adapter):
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes, *, now: float) -> CallbackUpdate:
         """Read the task id of a delivery. APIXO signs nothing, so the service confirms it with status()."""
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            payload = None
-        data = payload.get("data") if isinstance(payload, dict) else None
-        task_id = first_str(data.get("taskId"), data.get("task_id")) if isinstance(data, dict) else None
-        if task_id is None:
-            raise WebhookError(f"{self.spec.label} callback has no data.taskId.", provider=self.spec.name)
-        return CallbackUpdate(task_id=task_id, status=None)
+        data = as_dict(callback_json(body, self.spec).get("data"))
+        return CallbackUpdate(
+            task_id=callback_task_id(data, ("taskId", "task_id"), self.spec, "data.taskId"), status=None
+        )
 
     def _check(self, response: httpx.Response) -> None:
         """APIXO clients check the HTTP status and the envelope's code == 200 [doc]."""

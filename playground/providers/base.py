@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from pydantic import SecretStr
 
-from playground.errors import WebhookError
+from playground.errors import UnexpectedResponseError, WebhookError
 from playground.http import HttpClient
 from playground.models import (
     Capabilities,
@@ -107,6 +107,23 @@ class Adapter:
         self.spec = spec
         self._config = config
         self._http = http
+
+    def submitted(
+        self,
+        request: GenerationRequest,
+        task_id: str | None,
+        sent: WireRequest,
+        *,
+        id_name: str = "id",
+        urls: Mapping[str, str] | None = None,
+        billed_usd: float | None = None,
+    ) -> Submission:
+        """The Submission for a job the provider accepted; UnexpectedResponseError if its answer named no id."""
+        if task_id is None:
+            message = f"{self.spec.label} accepted the job but returned no {id_name}."
+            raise UnexpectedResponseError(message, provider=self.spec.name)
+        job = JobRef(provider=self.spec.name, model=request.model, task_id=task_id, urls=dict(urls or {}))
+        return Submission(job=job, sent=sent, billed_usd=billed_usd)
 
 
 @dataclass(frozen=True)
@@ -247,3 +264,31 @@ def with_timings(status: JobStatus, **timings: float | None) -> JobStatus:
     """``status`` carrying the provider's own timings (seconds); unknown ones are left out."""
     known = {name: seconds for name, seconds in timings.items() if seconds is not None and seconds >= 0}
     return status.model_copy(update={"timings": known}) if known else status
+
+
+CALLBACK_WINDOW_S = 300  # a signed delivery more than this far off our clock is not trusted (replays)
+
+
+def callback_task_id(payload: Mapping[str, Any], keys: tuple[str, ...], spec: ProviderSpec, where: str) -> str:
+    """The task id a callback body names under the first of ``keys`` that holds one; WebhookError if none."""
+    task_id = first_str(*(payload.get(key) for key in keys))
+    if task_id is None:
+        raise WebhookError(f"{spec.label} callback has no {where}.", provider=spec.name)
+    return task_id
+
+
+def signed_headers(headers: Mapping[str, str], names: tuple[str, ...], *, label: str, provider: str) -> list[str]:
+    """The values of the signature headers ``names`` (lower-case); WebhookError naming them if one is missing."""
+    values = [headers.get(name, "") for name in names]
+    if not all(values):
+        shown = ", ".join(name.title() for name in names)
+        raise WebhookError(f"{label} callback is missing one of its signature headers ({shown}).", provider=provider)
+    return values
+
+
+def check_window(timestamp: str, now: float, *, label: str, provider: str, window_s: float = CALLBACK_WINDOW_S) -> None:
+    """WebhookError unless ``timestamp`` (Unix seconds) is within ``window_s`` of ``now``."""
+    if not timestamp.isdigit():
+        raise WebhookError(f"{label} callback timestamp {timestamp[:20]!r} is not Unix seconds.", provider=provider)
+    if abs(now - int(timestamp)) > window_s:
+        raise WebhookError(f"{label} callback timestamp is more than {window_s:g} s off.", provider=provider)

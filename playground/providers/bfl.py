@@ -31,11 +31,13 @@ from playground.models import (
     WireRequest,
 )
 from playground.providers.base import (
+    CALLBACK_WINDOW_S,
     Adapter,
     CallbackUpdate,
     PollSchedule,
     ProviderSpec,
     callback_json,
+    callback_task_id,
     compact,
     first_str,
     number,
@@ -48,7 +50,6 @@ CREDIT_USD = 0.01  # one BFL credit [doc: cost]
 WEBHOOK_SECRET_ENV = "BFL_WEBHOOK_SECRET"
 SIGNATURE_HEADER = "x-bfl-signature"
 # BFL documents no replay window; we use the 300 s the other providers use.
-CALLBACK_WINDOW_S = 300
 _MODERATED = {
     "request moderated": "the request was flagged by moderation before processing (not charged)",
     "content moderated": "the generated image was flagged by moderation (not charged)",
@@ -71,19 +72,14 @@ class BflProvider(Adapter):
         url = self._config.url(self.spec.models[request.model])
         response = await self._http.create("POST", url, json=body, headers=self._auth())
         answer = self._http.json(response)
-        task_id = first_str(answer.get("id"))
-        if task_id is None:
-            message = f"{self.spec.label} accepted the job but returned no id."
-            raise UnexpectedResponseError(message, provider=self.spec.name)
         polling_url = first_str(answer.get(POLLING_URL))  # absent in the webhook variant (AsyncWebhookResponse)
-        job = JobRef(
-            provider=self.spec.name,
-            model=request.model,
-            task_id=task_id,
+        return self.submitted(
+            request,
+            first_str(answer.get("id")),
+            self._sent(url, body),
             urls={POLLING_URL: polling_url} if polling_url else {},
+            billed_usd=number(answer.get("cost"), CREDIT_USD),  # in credits [doc: cost]
         )
-        billed = number(answer.get("cost"), CREDIT_USD)  # in credits [doc: cost]
-        return Submission(job=job, sent=self._sent(url, body), billed_usd=billed)
 
     async def status(self, job: JobRef) -> JobStatus:
         """GET the polling_url BFL returned, as is; /v1/get_result?id= only when we never saw one."""
@@ -105,9 +101,7 @@ class BflProvider(Adapter):
         Without BFL_WEBHOOK_SECRET nothing can be verified: the service confirms with status().
         """
         payload = callback_json(body, self.spec)
-        task_id = first_str(payload.get("id"), payload.get("task_id"))
-        if task_id is None:
-            raise WebhookError(f"{self.spec.label} callback has no id.", provider=self.spec.name)
+        task_id = callback_task_id(payload, ("id", "task_id"), self.spec, "id")
         secret = self._config.secret(WEBHOOK_SECRET_ENV)
         if secret is None:
             return CallbackUpdate(task_id=task_id, status=None)

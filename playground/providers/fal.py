@@ -22,7 +22,7 @@ from urllib.parse import urlencode, urlsplit
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from playground.errors import ProviderHTTPError, UnexpectedResponseError, WebhookError
+from playground.errors import ProviderHTTPError, WebhookError
 from playground.http import error_message
 from playground.models import Capabilities, GenerationRequest, JobRef, JobState, JobStatus, ModelId, Price, Submission
 from playground.providers.base import (
@@ -32,10 +32,13 @@ from playground.providers.base import (
     ProviderSpec,
     as_dict,
     callback_json,
+    callback_task_id,
+    check_window,
     compact,
     data_uri,
     first_str,
     number,
+    signed_headers,
     wire,
     with_timings,
 )
@@ -60,7 +63,7 @@ _STATES: dict[str, JobState] = {
 _MODERATION = re.compile(r"content.?polic|flagged|nsfw|moderat", re.IGNORECASE)
 NSFW_REASON = "fal.ai's safety checker flagged the output (has_nsfw_concepts) and blanked the image"
 PUBLIC_KEYS_ENV = "FAL_WEBHOOK_PUBLIC_KEYS"
-CALLBACK_WINDOW_S = 300  # UNCERTAIN [doc; third-party code]: +-300 s on X-Fal-Webhook-Timestamp
+# The +-300 s window on X-Fal-Webhook-Timestamp (base.CALLBACK_WINDOW_S) is from third-party code [doc].
 _NOT_JOB_FAILURES = frozenset({401, 403, 429})
 
 
@@ -76,15 +79,10 @@ class FalProvider(Adapter):
             url += "?" + urlencode({"fal_webhook": callback_url})
         response = await self._http.create("POST", url, json=body, headers=self._auth())
         data = self._http.json(response)
-        request_id = first_str(data.get("request_id"))
-        if request_id is None:
-            raise UnexpectedResponseError(
-                f"{self.spec.label} accepted the job but returned no request_id.", provider=self.spec.name
-            )
         urls = {kind: data.get(f"{kind}_url") for kind in ("status", "response", "cancel")}
         kept = {kind: url for kind, url in urls.items() if isinstance(url, str) and self._same_origin(url)}
-        job = JobRef(provider=self.spec.name, model=request.model, task_id=request_id, urls=kept)
-        return Submission(job=job, sent=wire("POST", url, self._config, body, auth_scheme="Key "))
+        sent = wire("POST", url, self._config, body, auth_scheme="Key ")
+        return self.submitted(request, first_str(data.get("request_id")), sent, id_name="request_id", urls=kept)
 
     async def status(self, job: JobRef) -> JobStatus:
         response = await self._http.fetch("GET", self._url(job, "status"), headers=self._auth())
@@ -97,9 +95,7 @@ class FalProvider(Adapter):
     def parse_callback(self, headers: Mapping[str, str], body: bytes, *, now: float) -> CallbackUpdate:
         """Verify fal's ED25519 signature when public keys are configured, then read the delivery."""
         payload = callback_json(body, self.spec)
-        request_id = first_str(payload.get("request_id"))
-        if request_id is None:
-            raise WebhookError(f"{self.spec.label} callback has no request_id.", provider=self.spec.name)
+        request_id = callback_task_id(payload, ("request_id",), self.spec, "request_id")
         keys = public_keys(self._config.extra.get(PUBLIC_KEYS_ENV, ""), provider=self.spec.name)
         if not keys:
             return CallbackUpdate(task_id=request_id, status=None)
@@ -228,14 +224,9 @@ def verify_fal_signature(
     headers: Mapping[str, str], body: bytes, keys: list[Ed25519PublicKey], *, now: float, provider: str
 ) -> tuple[str, str]:
     """Check X-Fal-Webhook-* against any of ``keys``; return (signed request id, timestamp)."""
-    request_id = headers.get("x-fal-webhook-request-id", "")
-    user_id = headers.get("x-fal-webhook-user-id", "")
-    timestamp = headers.get("x-fal-webhook-timestamp", "")
-    signature = headers.get("x-fal-webhook-signature", "")
-    if not (request_id and user_id and timestamp.isdigit() and signature):
-        raise WebhookError("fal.ai callback is missing an X-Fal-Webhook-* header.", provider=provider)
-    if abs(now - int(timestamp)) > CALLBACK_WINDOW_S:
-        raise WebhookError(f"fal.ai callback timestamp is more than {CALLBACK_WINDOW_S} s off.", provider=provider)
+    names = tuple(f"x-fal-webhook-{part}" for part in ("request-id", "user-id", "timestamp", "signature"))
+    request_id, user_id, timestamp, signature = signed_headers(headers, names, label="fal.ai", provider=provider)
+    check_window(timestamp, now, label="fal.ai", provider=provider)
     try:
         raw = bytes.fromhex(signature)
     except ValueError:

@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from playground.errors import UnexpectedResponseError, WebhookError
+from playground.errors import WebhookError
 from playground.http import HttpClient
 from playground.models import (
     Capabilities,
@@ -37,10 +37,13 @@ from playground.providers.base import (
     ProviderSpec,
     as_dict,
     callback_json,
+    callback_task_id,
+    check_window,
     compact,
     data_uri,
     first_str,
     number,
+    signed_headers,
     span_s,
     wire,
     with_timings,
@@ -50,7 +53,7 @@ MODEL_OWNER = "black-forest-labs"
 PREDICTION_PATH = "/v1/predictions/{id}"
 WEBHOOK_SECRET_ENV = "REPLICATE_WEBHOOK_SECRET"  # from GET /v1/webhooks/default/secret -> {"key": "whsec_..."}
 WEBHOOK_EVENTS = ["completed"]  # one delivery per job, with the final prediction
-CALLBACK_WINDOW_S = 300  # Standard Webhooks: reject timestamps more than 5 minutes off
+# Standard Webhooks rejects timestamps more than 5 minutes off: base.CALLBACK_WINDOW_S.
 SECRET_PREFIX = "whsec_"
 
 STATUS_MAP: dict[str, JobState] = {
@@ -79,13 +82,9 @@ class ReplicateProvider(Adapter):
         # No "Prefer: wait": we stream each status instead of holding the connection open.
         response = await self._http.create("POST", url, json=body, headers=self._config.bearer())
         prediction = self._http.json(response)
+        sent = wire("POST", url, self._config, body)
         task_id = first_str(prediction.get("id"))
-        if task_id is None:
-            raise UnexpectedResponseError(
-                f"{self.spec.label} accepted the job but returned no prediction id.", provider=self.spec.name
-            )
-        job = JobRef(provider=self.spec.name, model=request.model, task_id=task_id, urls=_urls(prediction))
-        return Submission(job=job, sent=wire("POST", url, self._config, body))
+        return self.submitted(request, task_id, sent, id_name="prediction id", urls=_urls(prediction))
 
     async def status(self, job: JobRef) -> JobStatus:
         response = await self._http.fetch("GET", self.poll_url(job), headers=self._config.bearer())
@@ -104,9 +103,7 @@ class ReplicateProvider(Adapter):
     def parse_callback(self, headers: Mapping[str, str], body: bytes, *, now: float) -> CallbackUpdate:
         """Verify a Standard Webhooks delivery (if a secret is configured) and read its prediction."""
         prediction = callback_json(body, self.spec)
-        task_id = first_str(prediction.get("id"))
-        if task_id is None:
-            raise WebhookError(f"{self.spec.label} webhook body has no prediction id.", provider=self.spec.name)
+        task_id = callback_task_id(prediction, ("id",), self.spec, "prediction id")
         delivery_id = headers.get("webhook-id") or None
         secret = self._config.secret(WEBHOOK_SECRET_ENV)
         if secret is None:
@@ -182,15 +179,9 @@ def webhook_signature(secret: str, webhook_id: str, timestamp: str, body: bytes)
 
 def verify_webhook(headers: Mapping[str, str], body: bytes, secret: str, *, now: float, provider: str) -> None:
     """Raise WebhookError unless one ``v1,<base64>`` signature matches and the timestamp is fresh."""
-    webhook_id = headers.get("webhook-id", "")
-    timestamp = headers.get("webhook-timestamp", "")
-    signatures = headers.get("webhook-signature", "")
-    if not webhook_id or not timestamp.isdigit() or not signatures:
-        raise WebhookError(
-            "Replicate webhook is missing webhook-id, webhook-timestamp or webhook-signature.", provider=provider
-        )
-    if abs(now - int(timestamp)) > CALLBACK_WINDOW_S:
-        raise WebhookError(f"Replicate webhook timestamp is more than {CALLBACK_WINDOW_S} s off.", provider=provider)
+    names = ("webhook-id", "webhook-timestamp", "webhook-signature")
+    webhook_id, timestamp, signatures = signed_headers(headers, names, label="Replicate", provider=provider)
+    check_window(timestamp, now, label="Replicate", provider=provider)
     expected = webhook_signature(secret, webhook_id, timestamp, body)
     if not any(hmac.compare_digest(candidate, expected) for candidate in _v1_signatures(signatures)):
         raise WebhookError("Replicate webhook signature does not match.", provider=provider)

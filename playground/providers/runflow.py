@@ -45,6 +45,7 @@ from playground.providers.base import (
     ProviderSpec,
     as_dict,
     callback_json,
+    callback_task_id,
     compact,
     first_str,
     number,
@@ -108,10 +109,7 @@ class RunflowProvider(Adapter):
             raise
         run = self._http.json(response)
         run_id = first_str(run.get("id"), run.get("run_id"))
-        if run_id is None:
-            raise self._unexpected("accepted the run but returned no id")
-        job = JobRef(provider=self.spec.name, model=request.model, task_id=run_id)
-        return Submission(job=job, sent=wire("POST", url, self._config, body))
+        return self.submitted(request, run_id, wire("POST", url, self._config, body))
 
     async def status(self, job: JobRef) -> JobStatus:
         url = self._config.url(RUN_PATH.format(run_id=quote(job.task_id, safe="")))
@@ -129,9 +127,7 @@ class RunflowProvider(Adapter):
         if secrets:
             verify_signature(headers.get("runflow-signature", ""), body, secrets, provider=self.spec.name)
         payload = callback_json(body, self.spec)
-        run_id = first_str(payload.get("run_id"), payload.get("id"))
-        if run_id is None:
-            raise WebhookError(f"{self.spec.label} callback has no run_id.", provider=self.spec.name)
+        run_id = callback_task_id(payload, ("run_id", "id"), self.spec, "run_id")
         status = callback_status(payload) if secrets else None
         return CallbackUpdate(task_id=run_id, status=status, delivery_id=headers.get("runflow-request-id"))
 
