@@ -19,6 +19,7 @@ from playground.history import DB_NAME, INPUTS_DIR
 from playground.providers import REGISTRY
 from playground.service import GenerationService
 from playground.settings import Settings
+from playground.ui.gradio_fixes import apply_gradio_fixes
 from playground.ui.handlers import Handlers, UiOptions
 from playground.ui.layout import ASSETS, CSS, build_ui
 from playground.ui.secret import SECRET_FILE, browser_secret
@@ -68,6 +69,7 @@ def build_page(service: GenerationService, *, share: bool, environ: Mapping[str,
     server_keys = may_spend_server_keys(share=share, auth=auth, environ=env)
     options = UiOptions(sandbox=settings.sandbox, server_keys=server_keys, shared=share)
     handlers = Handlers(service, options)
+    apply_gradio_fixes()
     demo = build_ui(handlers, secret=browser_secret(settings.data_dir, env))
     return Page(demo, handlers, auth)
 

@@ -1,0 +1,71 @@
+"""The Gradio workarounds change what Gradio costs, not what a visitor sees."""
+
+from __future__ import annotations
+
+import asyncio
+
+import gradio as gr
+import pytest
+from gradio.state_holder import SessionState
+
+from playground.ui.gradio_fixes import apply_gradio_fixes
+
+
+@pytest.fixture
+def blocks():
+    apply_gradio_fixes()
+    with gr.Blocks() as demo:
+        boxes = [gr.Textbox(label=f"box {i}") for i in range(3)]
+        hidden = gr.Markdown(visible=False)
+    return demo, boxes, hidden
+
+
+def postprocess(demo, outputs, predictions, state):
+    fn = type("Fn", (), {"outputs": outputs, "batch": False, "is_validator_function": False, "postprocess": True})()
+    return asyncio.run(demo.postprocess_data(fn, predictions, state))
+
+
+def test_unchanged_outputs_go_out_as_gradios_own_no_change_and_the_others_as_before(blocks, monkeypatch):
+    demo, boxes, hidden = blocks
+    built = []
+    original = gr.Textbox.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(kwargs.get("label"))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(gr.Textbox, "__init__", counting)
+    state = SessionState(demo)
+    out = postprocess(demo, [*boxes, hidden], [gr.skip(), "hello", gr.skip(), gr.update(visible=True)], state)
+    assert out[0] == out[2] == {"__type__": "update"}, "what Gradio sends for gr.skip()"
+    assert out[1] == "hello"
+    assert out[3]["visible"] is True and out[3]["__type__"] == "update"
+    assert built == [], "no component was rebuilt for the skipped outputs"
+
+
+def test_a_single_changed_output_among_many_keeps_its_place(blocks):
+    demo, boxes, _ = blocks
+    out = postprocess(demo, boxes, [gr.skip(), gr.skip(), "only me"], SessionState(demo))
+    assert out == [{"__type__": "update"}, {"__type__": "update"}, "only me"]
+
+
+def test_a_new_session_builds_no_copy_of_every_blocks_config_and_still_keeps_state(blocks):
+    demo, boxes, _ = blocks
+    state = SessionState(demo)
+    assert state.config_values == {}
+    replacement = gr.Textbox(label="replaced", render=False)
+    state[boxes[0]._id] = replacement
+    assert state[boxes[0]._id] is replacement and state.config_values == {}
+    assert "config_for_block" not in vars(state.blocks_config), "the per-call shadow is removed again"
+
+
+def test_an_unchanged_output_is_not_sent_as_a_diff_that_deletes_what_the_frame_before_set(blocks):
+    demo, boxes, _ = blocks
+    fn = type("Fn", (), {"outputs": boxes})()
+    first = demo.handle_streaming_diffs(fn, ["a", "b", "c"], session_hash="s", run="r", final=False)
+    second = demo.handle_streaming_diffs(fn, [gr.skip(), "b2", gr.skip()], session_hash="s", run="r", final=False)
+    last = demo.handle_streaming_diffs(fn, [None, None, None], session_hash="s", run="r", final=True)
+    assert first == ["a", "b", "c"]
+    assert second[0] == [] and second[2] == [], "nothing to change, rather than 'delete the value'"
+    assert second[1] == [["append", [], "2"]], "Gradio's own diff of a changed value"
+    assert last == [gr.skip(), "b2", gr.skip()], "the run's last message still leaves unchanged outputs alone"
