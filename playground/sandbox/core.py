@@ -105,6 +105,8 @@ class SandboxState:
         self.labels: dict[str, str] = {}  # provider -> label drawn on its images (set by the server)
         self._renders: dict[str, asyncio.Task[None]] = {}
         self.callbacks_sent: list[tuple[str, str, int]] = []
+        self.callback_sent_at: dict[str, float] = {}  # job id -> wall time its callback was sent
+        self.callback_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
         self.background: set[asyncio.Task[None]] = set()
         # Benchmarks: draw each job's duration from ``durations(provider, model)``, and serve one small
         # ready-made image per format instead of drawing, so the sandbox's own work does not dominate.
