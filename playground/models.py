@@ -226,6 +226,7 @@ class JobResult(BaseModel):
     cost_usd: float | None
     cost_source: str | None
     sent: WireRequest
+    stored: str | None = None  # where the storage keeps the original (s3://...), when not at ``path`` itself
 
 
 class JobEvent(BaseModel):

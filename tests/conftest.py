@@ -102,3 +102,48 @@ async def callback_service(settings, receiver_url):
     holder["service"] = service
     yield service
     await service.aclose()
+
+
+# --- the history stores: every store test runs on SQLite and on a real PostgreSQL ------------------------
+
+STORES = ("sqlite", "postgres")
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """One PostgreSQL cluster for the session (started on first use, about a second)."""
+    from tests.pg import start_cluster
+
+    cluster = start_cluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_url(postgres_cluster) -> str:
+    """A fresh, empty PostgreSQL database for one test."""
+    return postgres_cluster.new_database()
+
+
+@pytest.fixture(params=STORES)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def open_store(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest):
+    """Open the test's store (a new process would see the same): ``open_store(clock=...)``."""
+    from playground.history import PostgresHistory, SqliteHistory
+
+    data_dir = tmp_path / "data"
+    if store_kind == "sqlite":
+        return lambda **options: SqliteHistory.open(data_dir, **options)
+    url = request.getfixturevalue("pg_url")
+    return lambda **options: PostgresHistory.open(url, data_dir, **options)
+
+
+@pytest.fixture
+def store_settings(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """Settings naming the test's store: the data dir (SQLite) or PLAYGROUND_DATABASE_URL (PostgreSQL)."""
+    url = request.getfixturevalue("pg_url") if store_kind == "postgres" else None
+    return Settings(data_dir=tmp_path / "data", database_url=url)
