@@ -36,6 +36,7 @@ class Settings(BaseModel):
     allow_private_urls: bool = False
     database_url: str | None = None  # postgresql://... : the shared store of several replicas (else SQLite)
     storage_url: str | None = None  # s3://bucket/prefix : where results are kept (else out_dir)
+    lease_s: float = 30.0  # with replicas: a job whose owner stops renewing is taken over this long after
 
     def secret(self, name: str) -> SecretStr | None:
         """The secret named ``name``, or None when unset or blank."""
@@ -68,6 +69,7 @@ class Settings(BaseModel):
             allow_private_urls=_flag(env, "PLAYGROUND_ALLOW_PRIVATE_URLS"),
             database_url=_database_url(env),
             storage_url=_storage_url(env),
+            lease_s=_number(env, "PLAYGROUND_LEASE_S", 30.0) or 30.0,
         )
 
 

@@ -91,6 +91,9 @@ def receiver_url():
         def deliver_callback(self, *args):
             return holder["service"].deliver_callback(*args)
 
+        async def receive_callback(self, *args):
+            return await holder["service"].receive_callback(*args)
+
     with LoopbackServer(Starlette(routes=routes(LateBound(), None))) as server:  # type: ignore[arg-type]
         yield server.url, holder
 

@@ -99,7 +99,8 @@ class PostgresHistory:
             async with db.transaction():
                 yield db  # type: ignore[misc]
 
-    async def _rows(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+    async def fetch(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+        """The rows of one statement, in its own transaction."""
         async with self.transaction() as db:
             return await (await db.execute(sql, params)).fetchall()
 
@@ -264,7 +265,7 @@ class PostgresHistory:
 
     async def request_of(self, run_id: str) -> GenerationRequest:
         """The run's request, rebuilt for a re-run; a local input is read back from the inputs table."""
-        rows = await self._rows("SELECT request_json FROM runs WHERE run_id = %s", (run_id,))
+        rows = await self.fetch("SELECT request_json FROM runs WHERE run_id = %s", (run_id,))
         if not rows or rows[0]["request_json"] is None:
             raise KeyError(f"no request stored for run {run_id}")
         data = json.loads(rows[0]["request_json"])
@@ -308,7 +309,7 @@ class PostgresHistory:
 
     async def _input_bytes(self, path: str) -> bytes | None:
         digest = Path(path).stem
-        rows = await self._rows("SELECT content FROM inputs WHERE sha256 = %s", (digest,))
+        rows = await self.fetch("SELECT content FROM inputs WHERE sha256 = %s", (digest,))
         return bytes(rows[0]["content"]) if rows else None
 
     async def _local_input(self, path: str) -> Path | None:

@@ -57,8 +57,6 @@ def v2_replicas(db: psycopg.Connection) -> None:
 # schema is a step here and one in sqlite_schema.MIGRATIONS (see playground/history/migrations.py).
 MIGRATIONS: tuple[Callable[[psycopg.Connection], None], ...] = (v1_history, v2_replicas)
 SCHEMA_VERSION = len(MIGRATIONS)
-PG_ONLY_TABLES = frozenset({"inputs", "deliveries", "schema_version"})
-PG_ONLY_COLUMNS = {"runs": frozenset({"seq"}), "jobs": frozenset({"lease_owner", "lease_until"})}
 
 
 def migrate(db: psycopg.Connection) -> int:
