@@ -27,7 +27,7 @@ import psycopg
 
 from playground.errors import PlaygroundError
 from playground.history import PostgresHistory
-from playground.history.leases import CHANNEL, Claimed, Delivery, SharedJobs
+from playground.history.leases import CHANNEL, Delivery, SharedJobs
 from playground.inbox import Inbox, Waiter
 from playground.models import TERMINAL_STATES, JobRef
 from playground.providers.base import CallbackUpdate
@@ -51,10 +51,12 @@ class ReplicaInbox(Inbox):
         self.spawn(self.catch_up(provider, task_id, waiter))
         return waiter
 
-    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``work`` in the background, keeping a reference until it is done."""
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def catch_up(self, provider: str, task_id: str, waiter: Waiter) -> None:
         try:
@@ -166,17 +168,17 @@ class Replicas:
                 log.warning("could not renew leases or look for expired ones: %s", exc)
             await asyncio.sleep(self.every_s)
 
-    async def take_over(self) -> list[Claimed]:
-        """Claim the jobs of replicas whose leases ran out and wait for them here, by task id; what was claimed."""
+    async def take_over(self) -> list[asyncio.Task[None]]:
+        """Claim the jobs of replicas whose leases ran out and wait for them here, by task id (one task a run)."""
         await self.store.abandon_unsubmitted(ABANDONED, expired_only=True)
-        claimed = await self.shared.claim_expired()
         runs: dict[str, list[JobRef]] = {}
-        for found in claimed:
+        for found in await self.shared.claim_expired():
             runs.setdefault(found.run_id, []).append(found.job)
+        waits = []
         for run_id, jobs in runs.items():
             log.info("taking over %d job(s) of run %s from a replica whose lease ran out", len(jobs), run_id)
-            self.inbox.spawn(self.finish(run_id, jobs))
-        return claimed
+            waits.append(self.inbox.spawn(self.finish(run_id, jobs)))
+        return waits
 
     async def finish(self, run_id: str, jobs: list[JobRef]) -> None:
         """Wait for claimed jobs by task id until they end (their events are recorded as they pass)."""

@@ -370,6 +370,8 @@ class GenerationService:
         waiter = self.inbox.waiter(name, update.task_id)
         if waiter is None and self.inbox.finished(name, update.task_id):
             return 200, "already finished"
+        if waiter is None and self.relay is not None:
+            return 404, "not waiting here"  # receive_callback hands it to the replica that waits for it
         if waiter is None:
             log.warning(
                 "ignored a %s callback for task %s, which this process is not waiting for", name, update.task_id

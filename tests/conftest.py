@@ -150,3 +150,38 @@ def store_settings(store_kind: str, tmp_path: Path, request: pytest.FixtureReque
     """Settings naming the test's store: the data dir (SQLite) or PLAYGROUND_DATABASE_URL (PostgreSQL)."""
     url = request.getfixturevalue("pg_url") if store_kind == "postgres" else None
     return Settings(data_dir=tmp_path / "data", database_url=url)
+
+
+# --- a local S3-compatible server (moto's server mode) -----------------------------------------------
+
+S3_ENV_NAMES = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ALLOW_HTTP")
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 on a loopback port for the session; the variables a client needs to reach it."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = dict(zip(S3_ENV_NAMES, (f"http://{host}:{port}", "test", "test", "us-east-1", "true"), strict=True))
+    yield env
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the local S3 server, with the AWS_* variables set for this test; its s3:// URL."""
+    import uuid
+
+    import boto3
+
+    for name, value in s3_server.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"results-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3", endpoint_url=s3_server["AWS_ENDPOINT_URL"]).create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/playground"
