@@ -1,4 +1,4 @@
-"""The named API endpoints (and, with ``python app.py --mcp``, MCP tools): compare providers, read the history.
+"""The named API endpoints (and, with ``python app.py --mcp``, MCP tools): ``compare`` providers, read past ``runs``.
 
 Gradio derives each endpoint's parameters from the type hints and its description from the docstring (the MCP
 tool's name is the method's name). Answers are JSON text, since MCP passes other values on as ``str()``. The
@@ -78,7 +78,7 @@ class ApiEndpoints:
             raise gr.Error(str(exc)) from None
         return _json(found)
 
-    async def history(
+    async def runs(
         self,
         run_id: str = "",
         query: str = "",
@@ -89,7 +89,7 @@ class ApiEndpoints:
         after: str = "",
         owner: str = "",
     ) -> str:
-        """Past runs, newest first, or one run in full with its jobs, state changes and image links.
+        """The history: past runs, newest first, or one run in full with its jobs, state changes and image links.
 
         Returns JSON: {"runs": [...], "next": cursor or null} for a list (pass next as after for the next page),
         or the run itself when run_id is given.
@@ -131,10 +131,13 @@ def calls_owner() -> str:
 
 
 def add_endpoints(demo: gr.Blocks, endpoints: ApiEndpoints) -> None:
-    """Register /compare and /history on the page (public: shown under 'Use via API', and as MCP tools)."""
+    """Register /compare and /runs on the page (public: shown under 'Use via API', and as MCP tools).
+
+    (/history is the History tab's own list, shaped for its table.)
+    """
     with demo:
         gr.api(endpoints.compare, api_name="compare", concurrency_limit=None)
-        gr.api(endpoints.history, api_name="history", concurrency_limit=None)
+        gr.api(endpoints.runs, api_name="runs", concurrency_limit=None)
 
 
 def _json(value: Any) -> str:
