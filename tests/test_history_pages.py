@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 from datetime import timedelta
@@ -124,3 +125,14 @@ async def test_postgres_says_so_when_a_runs_input_is_gone(pg_store, pg_url):
         db.execute("DELETE FROM inputs")
     with pytest.raises(InvalidInputError, match="input image of run r"):
         await pg_store.request_of("r")
+
+
+async def test_jobs_of_one_run_ending_at_the_same_moment_leave_the_runs_outcome_right(store):
+    from playground.providers import REGISTRY
+
+    targets = [(name, "flux-kontext-pro") for name in REGISTRY]
+    for attempt in range(3):
+        run_id = f"together{attempt}"
+        await store.start_run(run_id, GenerationRequest(prompt="fox"), targets)
+        await asyncio.gather(*(succeed(store, run_id, name) for name, _ in targets))
+        assert [run.outcome for run in await store.list_runs(limit=1)] == ["succeeded"]

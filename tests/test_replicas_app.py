@@ -112,9 +112,7 @@ def submit(url: str, prompt: str):
     )
 
 
-def test_a_callback_to_b_finishes_as_job_and_after_a_is_killed_b_finishes_its_job_with_one_create(
-    replicas, pg_url
-):
+def test_a_callback_to_b_finishes_as_job_and_after_a_is_killed_b_finishes_its_job_with_one_create(replicas, pg_url):
     sandbox, urls, procs, logs = replicas
     a, b = procs["A"], procs["B"]
 
@@ -131,7 +129,7 @@ def test_a_callback_to_b_finishes_as_job_and_after_a_is_killed_b_finishes_its_jo
     assert [code for _, job_id, code in sandbox.state.callbacks_sent if job_id == done["task_id"]] == [200]
 
     # 2. A submits a longer job and dies (SIGKILL) while waiting; B takes it over when A's lease runs out.
-    sandbox.state.job_seconds = 6.0
+    sandbox.state.job_seconds = 4.0  # long enough to kill A while it waits, short enough for a quick test
     second = "a lighthouse, finished by B"
     submit(urls["A"], second)
     running = wait_for(lambda: (row := job_row(pg_url, second)) and row["task_id"] and row, 30, "A to submit")

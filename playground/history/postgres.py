@@ -162,6 +162,8 @@ class PostgresHistory:
                 "INSERT INTO runs (run_id, created_at, kind) VALUES (%s, %s, 'resume') ON CONFLICT DO NOTHING",
                 (event.run_id, stamp),
             )
+            # The run first, then the job: writes to one run take turns, so its outcome sees every job's last state.
+            await db.execute("SELECT 1 FROM runs WHERE run_id = %s FOR UPDATE", (event.run_id,))
             found = await db.execute(
                 "SELECT state FROM jobs WHERE run_id = %s AND provider = %s AND model = %s FOR UPDATE",
                 (event.run_id, event.provider, event.model),
@@ -243,15 +245,21 @@ class PostgresHistory:
 
         ``expired_only``: only those whose owner's lease ran out (other replicas may be submitting theirs now).
         """
-        expired = " AND (lease_until IS NULL OR lease_until < now())" if expired_only else ""
+        where = f"task_id IS NULL AND state NOT IN {TERMINAL_SQL}"
+        where += " AND (lease_until IS NULL OR lease_until < now())" if expired_only else ""
         stamp = self._clock()
         async with self.transaction() as db:
+            runs = [
+                row["run_id"] for row in await (await db.execute(f"SELECT run_id FROM jobs WHERE {where}")).fetchall()
+            ]
+            await db.execute(  # runs before jobs, in one order, as record() takes them
+                "SELECT 1 FROM runs WHERE run_id = ANY(%s) ORDER BY run_id FOR UPDATE", (sorted(set(runs)),)
+            )
             rows = await (
                 await db.execute(
                     f"""UPDATE jobs SET state = 'failed', error = %s, error_kind = 'abandoned', updated_at = %s,
-                    lease_until = NULL WHERE task_id IS NULL AND state NOT IN {TERMINAL_SQL}{expired}
-                    RETURNING id, run_id""",
-                    (reason, stamp),
+                    lease_until = NULL WHERE {where} AND run_id = ANY(%s) RETURNING id, run_id""",
+                    (reason, stamp, runs),
                 )
             ).fetchall()
             for row in rows:
