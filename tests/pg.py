@@ -1,7 +1,7 @@
 """A throwaway PostgreSQL cluster for the test session: Debian's binaries, a temporary directory, a free port.
 
 As root (CI), initdb and postgres run as the ``postgres`` system user, which the Debian package creates; the
-directory comes from tempfile (not pytest's tmp dirs, which that user cannot enter). fsync is off: the cluster
+directory is a fresh one under /tmp (not pytest's tmp dirs, which that user cannot enter). fsync is off: the cluster
 dies with the session anyway. Each test gets a fresh database (``CREATE DATABASE`` takes a few milliseconds).
 """
 
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psycopg
 
+PG_PARENT = "/tmp"
 START_ATTEMPTS = 5  # another process may take the free port between our look and postgres's bind
 MISSING = (
     "PostgreSQL's server binaries (initdb, pg_ctl) were not found: install Debian's postgresql package "
@@ -89,7 +90,9 @@ class Cluster:
 def start_cluster() -> Cluster:
     """initdb in a temporary directory and start postgres on a free loopback port."""
     binaries = pg_bin()
-    base = Path(tempfile.mkdtemp(prefix="playground-pg-"))
+    # /tmp, not $TMPDIR (./test-artifacts under the checkout): the postgres user must be able to reach it, and
+    # the checkout's parents may be closed to it (a clone under /root).
+    base = Path(tempfile.mkdtemp(prefix="playground-pg-", dir=PG_PARENT if os.path.isdir(PG_PARENT) else None))
     if os.geteuid() == 0:
         shutil.chown(base, "postgres", "postgres")
     initdb = [str(binaries / "initdb"), "-D", str(base / "data"), "-U", "postgres", "-A", "trust", "-E", "UTF8"]
