@@ -38,8 +38,6 @@ def main(argv: list[str] | None = None) -> None:
         print(runtime.share_failed_note(local_url), file=sys.stderr, flush=True)
     elif not args.share:
         print("To share it with a public link: python app.py --share", flush=True)
-    if args.mcp:
-        print(f"MCP tools (streamable HTTP) at {local_url.rstrip('/')}/gradio_api/mcp/", flush=True)
     set_public_address(service, local_url, share_url)
     page.links.base_url = (service.settings.public_base_url or share_url or local_url).rstrip("/")
     runtime.serve_routes(app, routes(service, service.input_host, page.links))

@@ -5,7 +5,7 @@
 .venv/bin/python bench/history.py --postgres-url postgresql://user@host/emptydb
 
 The store is filled in bulk (one transaction, rows as the store writes them: 16 jobs a run, three state changes
-a job, outcomes recomputed by the store's own SQL), then each query is timed through the store's async
+a job, each run's summary recomputed by the store's own SQL), then each query is timed through the store's async
 interface, as the History tab calls it: median and slowest of REPEATS after a warm-up. Without --postgres-url a
 throwaway PostgreSQL cluster is started (Debian's binaries, as the tests do).
 """
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psycopg
 
 from playground.history import History, PostgresHistory, SqliteHistory
-from playground.history.queries import OUTCOME_OF_RUN
+from playground.history.queries import POSTGRES, SQLITE, summary_sql
 from playground.models import MODELS
 from playground.providers import REGISTRY
 
@@ -104,7 +104,7 @@ def fill_sqlite(path: Path, count: int) -> None:
             )
             states += [(job_id, state, at) for state in ("queued", "running", job[4])]
         db.executemany("INSERT INTO job_states (job_id, state, at) VALUES (?, ?, ?)", states)
-    db.execute(f"UPDATE runs SET outcome = {OUTCOME_OF_RUN}")
+    db.executemany(summary_sql(SQLITE), ({"run_id": f"run{i:06d}"} for i in range(count)))
     db.execute("COMMIT")
     db.execute("ANALYZE")
     db.close()
@@ -127,7 +127,7 @@ def fill_postgres(url: str, count: int) -> None:
             with cur.copy("COPY job_states (job_id, state, at) FROM STDIN") as copy:
                 for state in states:
                     copy.write_row(state)
-            cur.execute(f"UPDATE runs SET outcome = {OUTCOME_OF_RUN}")
+            cur.executemany(summary_sql(POSTGRES), [{"run_id": f"run{i:06d}"} for i in range(count)])
     with psycopg.connect(url, autocommit=True) as db:
         db.execute("VACUUM ANALYZE")
 

@@ -29,7 +29,7 @@ from psycopg_pool import AsyncConnectionPool
 from playground.errors import InvalidInputError
 from playground.history import queries
 from playground.history.postgres_schema import UPSERT_JOB_SQL, migrate
-from playground.history.queries import OUTCOME_OF_RUN, TERMINAL_SQL
+from playground.history.queries import TERMINAL_SQL
 from playground.history.records import JobRecord, RunRecord, RunSummary, StateChange
 from playground.images import EXTENSIONS
 from playground.models import GenerationRequest, InputImage, JobEvent, WireRequest
@@ -38,7 +38,7 @@ INPUTS_DIR = "inputs"
 LEASE_S = 30.0  # a replica that stops renewing loses its jobs this long after its last word
 POOL_MAX = 10
 Clock = Callable[[], datetime]
-UPDATE_OUTCOME_SQL = f"UPDATE runs SET outcome = {OUTCOME_OF_RUN} WHERE run_id = %s"
+UPDATE_SUMMARY_SQL = queries.summary_sql(queries.POSTGRES)
 JOB_COLUMNS = """j.id, j.run_id, j.provider, j.model, j.task_id, j.state, j.created_at, j.updated_at, j.latency_s,
     j.cost_usd, j.cost_source, j.error, j.error_code, j.error_kind, j.result_url, j.result_path, j.sent_json,
     j.notes_json, j.urls_json"""
@@ -149,7 +149,7 @@ class PostgresHistory:
                 WHERE run_id = %s AND NOT EXISTS (SELECT 1 FROM job_states s WHERE s.job_id = j.id)""",
                 (at, run_id),
             )
-            await db.execute(UPDATE_OUTCOME_SQL, (run_id,))
+            await db.execute(UPDATE_SUMMARY_SQL, {"run_id": run_id})
 
     async def record(self, event: JobEvent, *, at: datetime | None = None) -> None:
         """Keep one job event: update the job (and our lease on it), append its state if the state changed.
@@ -179,7 +179,7 @@ class PostgresHistory:
                     "INSERT INTO job_states (job_id, state, at, elapsed_s, message) VALUES (%s, %s, %s, %s, %s)",
                     (job["id"], event.state, stamp, event.elapsed_s, event.message),
                 )
-                await db.execute(UPDATE_OUTCOME_SQL, (event.run_id,))
+                await db.execute(UPDATE_SUMMARY_SQL, {"run_id": event.run_id})
 
     async def list_runs(
         self,
@@ -206,11 +206,7 @@ class PostgresHistory:
             limit=limit,
             offset=offset,
         )
-        async with self.transaction() as db:
-            runs = await (await db.execute(sql, params)).fetchall()
-            sql, params = queries.page_jobs_sql(queries.POSTGRES, [run["run_id"] for run in runs])
-            jobs = await (await db.execute(sql, params)).fetchall()
-        return queries.summaries(runs, jobs)
+        return queries.summaries(await self.fetch(sql, params))
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         """One run with its jobs and their state changes, or None if it is not in the history."""
@@ -221,7 +217,7 @@ class PostgresHistory:
             jobs = await self._jobs(db, "j.run_id = %s", (run_id,))
         request = json.loads(row["request_json"]) if row["request_json"] else None
         stored = (request or {}).get("image") or {}
-        summary = queries.summary_of(row, jobs)
+        (summary,) = queries.summaries([row])
         return RunRecord(
             **dict(summary),
             request=request,
@@ -268,7 +264,7 @@ class PostgresHistory:
                     (row["id"], stamp, reason),
                 )
             for run_id in {row["run_id"] for row in rows}:
-                await db.execute(UPDATE_OUTCOME_SQL, (run_id,))
+                await db.execute(UPDATE_SUMMARY_SQL, {"run_id": run_id})
         return len(rows)
 
     async def request_of(self, run_id: str) -> GenerationRequest:

@@ -24,7 +24,7 @@ def v1_history(db: psycopg.Connection) -> None:
     db.execute("""CREATE TABLE runs (run_id TEXT PRIMARY KEY, seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
         created_at TIMESTAMPTZ NOT NULL, kind TEXT NOT NULL, request_json TEXT, targets_json TEXT NOT NULL DEFAULT '[]',
         prompt TEXT NOT NULL DEFAULT '', owner TEXT, prompt_folded TEXT NOT NULL DEFAULT '',
-        outcome TEXT NOT NULL DEFAULT 'running')""")
+        outcome TEXT NOT NULL DEFAULT 'running', job_states TEXT NOT NULL DEFAULT '', cost_usd DOUBLE PRECISION)""")
     db.execute("CREATE INDEX runs_by_time ON runs (created_at, seq)")
     db.execute("CREATE INDEX runs_by_owner ON runs (owner, created_at, seq)")
     db.execute("CREATE INDEX runs_by_outcome ON runs (outcome, created_at, seq)")

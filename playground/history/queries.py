@@ -1,8 +1,9 @@
-"""The SQL both stores share: the History list (filters, newest first, keyset pages) and a run's outcome.
+"""The SQL both stores share: the History list (filters, newest first, keyset pages) and a run's summary.
 
-Why it stays fast as the history grows: a run's outcome is kept on the run (recomputed from its few jobs
-whenever one of them changes), the prompt is kept case-folded beside it, and the list walks an index on
-(created_at, seq) newest first, stopping after ``limit`` matches. A page deep in the list continues from a
+Why it stays fast as the history grows: what the list shows of a run (its outcome, its jobs' states, their cost)
+is kept on the run itself, recomputed from its few jobs whenever one of them changes; the prompt is kept
+case-folded beside it; and the list walks an index on (created_at, seq) newest first, reading runs only and
+stopping after ``limit`` matches. A page deep in the list continues from a
 cursor (the last run's position) instead of skipping rows with OFFSET, so page 400 costs what page 1 costs.
 Each filter that is set adds one condition; a filter that is not set adds nothing for the planner to weigh.
 """
@@ -10,12 +11,12 @@ Each filter that is set adds one condition; a filter that is not set adds nothin
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from playground.history.records import OUTCOMES, JobRecord, RunSummary
+from playground.history.records import OUTCOMES, RunSummary
 from playground.models import JobEvent
 
 TERMINAL_SQL = "('succeeded', 'failed', 'canceled', 'stopped')"
@@ -26,6 +27,7 @@ OUTCOME_OF_RUN = f"""(SELECT CASE
         WHEN COUNT(*) FILTER (WHERE j.state = 'succeeded') = 0 THEN 'failed' ELSE 'mixed' END
     FROM jobs j WHERE j.run_id = runs.run_id)"""
 """The outcome of the run in the enclosing UPDATE of ``runs``, from its jobs' states."""
+COST_OF_RUN = "(SELECT SUM(j.cost_usd) FROM jobs j WHERE j.run_id = runs.run_id)"
 CURSOR_SEP = "~"
 
 
@@ -85,9 +87,11 @@ def list_sql(
     """The statement listing runs newest first with these filters, and its parameters.
 
     ``query`` is matched against the case-folded prompt; ``after`` is a cursor from an earlier page; a negative
-    ``limit`` means no limit. Rows: run_id, created_at, kind, prompt, outcome, seq.
+    ``limit`` means no limit. Rows: run_id, created_at, kind, prompt, outcome, job_states, cost_usd, seq.
     """
-    p, where, params = dialect.param, [], {}
+    p = dialect.param
+    where: list[str] = []
+    params: dict[str, Any] = {}
     if owner is not None:
         where.append(f"r.owner = {p('owner')}")
     if outcome is not None:
@@ -103,7 +107,8 @@ def list_sql(
         params |= {"after_at": dialect.moment(moment), "after_seq": seq}
     params |= {"owner": owner, "outcome": outcome, "query": query.casefold() if query else None}
     params |= {"provider": provider, "model": model}
-    sql = f"""SELECT r.run_id, r.created_at, r.kind, r.prompt, r.outcome, {dialect.seq} AS seq FROM runs r
+    sql = f"""SELECT r.run_id, r.created_at, r.kind, r.prompt, r.outcome, r.job_states, r.cost_usd,
+        {dialect.seq} AS seq FROM runs r
         {"WHERE " + " AND ".join(where) if where else ""}
         ORDER BY r.created_at DESC, {dialect.seq} DESC"""
     if limit >= 0:
@@ -115,48 +120,29 @@ def list_sql(
     return sql, {k: v for k, v in params.items() if p(k) in sql}
 
 
-def summaries(runs: Sequence[Mapping[str, Any]], jobs: Iterable[Mapping[str, Any]]) -> list[RunSummary]:
-    """The list's lines: each run with its jobs' (provider, model, state), sorted, and their total cost.
+def summary_sql(dialect: Dialect) -> str:
+    """The UPDATE that recomputes one run's outcome, job states and cost from its jobs (run_id: its one parameter)."""
+    states = f"(SELECT {dialect.concat}(j.provider || ' ' || j.model || ' ' || j.state, ',') FROM jobs j"
+    states += " WHERE j.run_id = runs.run_id)"
+    return f"""UPDATE runs SET outcome = {OUTCOME_OF_RUN}, job_states = COALESCE({states}, ''),
+        cost_usd = {COST_OF_RUN} WHERE run_id = {dialect.param("run_id")}"""
 
-    ``jobs``: rows of page_jobs_sql (run_id, job_states as 'provider model state,...', cost_usd).
-    """
-    of_run = {job["run_id"]: job for job in jobs}
-    listed = []
-    for run in runs:
-        job = of_run.get(run["run_id"]) or {"job_states": "", "cost_usd": None}
-        states = sorted(tuple(part.split(" ")) for part in (job["job_states"] or "").split(",") if part)
-        listed.append(
-            RunSummary(
-                run_id=run["run_id"],
-                created_at=run["created_at"],
-                kind=run["kind"],
-                prompt=run["prompt"],
-                outcome=run["outcome"],
-                job_states=tuple(states),  # type: ignore[arg-type]
-                cost_usd=job["cost_usd"],
-                cursor=cursor_of(run["created_at"], run["seq"]),
-            )
+
+def summaries(runs: Sequence[Mapping[str, Any]]) -> list[RunSummary]:
+    """The list's lines, from rows of list_sql: each run with its jobs' (provider, model, state), sorted."""
+    return [
+        RunSummary(
+            run_id=run["run_id"],
+            created_at=run["created_at"],
+            kind=run["kind"],
+            prompt=run["prompt"],
+            outcome=run["outcome"],
+            job_states=tuple(sorted(tuple(part.split(" ")) for part in run["job_states"].split(",") if part)),
+            cost_usd=run["cost_usd"],
+            cursor=cursor_of(run["created_at"], run["seq"]),
         )
-    return listed
-
-
-def summary_of(run: Mapping[str, Any], jobs: Sequence[JobRecord]) -> RunSummary:
-    """One run's summary from its row and its jobs as records (a run opened in full)."""
-    costs = [job.cost_usd for job in jobs if job.cost_usd is not None]
-    states = ",".join(f"{job.provider} {job.model} {job.state}" for job in jobs)
-    (summary,) = summaries(
-        [run], [{"run_id": run["run_id"], "job_states": states, "cost_usd": sum(costs) if costs else None}]
-    )
-    return summary
-
-
-def page_jobs_sql(dialect: Dialect, run_ids: Sequence[str]) -> tuple[str, dict[str, Any]]:
-    """Per listed run (a page's worth, not the whole history): its jobs' states in one string, and their cost."""
-    names = [f"r{i}" for i in range(len(run_ids))]
-    placeholders = ", ".join(dialect.param(name) for name in names) or "NULL"
-    sql = f"""SELECT run_id, {dialect.concat}(provider || ' ' || model || ' ' || state, ',') AS job_states,
-        SUM(cost_usd) AS cost_usd FROM jobs WHERE run_id IN ({placeholders}) GROUP BY run_id"""
-    return sql, dict(zip(names, run_ids, strict=True))
+        for run in runs
+    ]
 
 
 def job_params(event: JobEvent, at: str | datetime) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from playground.errors import ConfigError, InvalidInputError
 from playground.history import queries
-from playground.history.queries import OUTCOME_OF_RUN, TERMINAL_SQL
+from playground.history.queries import TERMINAL_SQL
 from playground.history.records import JobRecord, RunRecord, RunSummary, StateChange
 from playground.history.sqlite_schema import MIGRATIONS, SCHEMA_VERSION, UPSERT_JOB_SQL
 from playground.images import EXTENSIONS
@@ -36,7 +36,7 @@ from playground.models import GenerationRequest, InputImage, JobEvent, WireReque
 DB_NAME = "history.sqlite3"
 INPUTS_DIR = "inputs"
 BUSY_TIMEOUT_MS = 5_000  # another process writing: wait this long for the lock, then fail
-UPDATE_OUTCOME_SQL = f"UPDATE runs SET outcome = {OUTCOME_OF_RUN} WHERE run_id = ?"
+UPDATE_SUMMARY_SQL = queries.summary_sql(queries.SQLITE)
 Clock = Callable[[], datetime]
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -171,7 +171,7 @@ class SqliteHistory:
                 WHERE run_id = ? AND NOT EXISTS (SELECT 1 FROM job_states s WHERE s.job_id = j.id)""",
                 (at, run_id),
             )
-            db.execute(UPDATE_OUTCOME_SQL, (run_id,))
+            db.execute(UPDATE_SUMMARY_SQL, {"run_id": run_id})
 
     @in_worker
     def record(self, event: JobEvent, *, at: datetime | None = None) -> None:
@@ -197,7 +197,7 @@ class SqliteHistory:
                     "INSERT INTO job_states (job_id, state, at, elapsed_s, message) VALUES (?, ?, ?, ?, ?)",
                     (job_id, event.state, stamp, event.elapsed_s, event.message),
                 )
-                db.execute(UPDATE_OUTCOME_SQL, (event.run_id,))
+                db.execute(UPDATE_SUMMARY_SQL, {"run_id": event.run_id})
 
     @in_worker
     def list_runs(
@@ -230,7 +230,7 @@ class SqliteHistory:
             jobs = self._jobs("j.run_id = ?", (run_id,))
         request = json.loads(row["request_json"]) if row["request_json"] else None
         stored = (request or {}).get("image") or {}
-        summary = queries.summary_of(row, jobs)
+        (summary,) = queries.summaries([row])
         return RunRecord(
             **dict(summary),
             request=request,
@@ -263,7 +263,7 @@ class SqliteHistory:
                     "INSERT INTO job_states (job_id, state, at, message) VALUES (?, 'failed', ?, ?)",
                     (job_id, stamp, reason),
                 )
-                db.execute(UPDATE_OUTCOME_SQL, (run_id,))
+                db.execute(UPDATE_SUMMARY_SQL, {"run_id": run_id})
         return len(rows)
 
     @in_worker
@@ -291,10 +291,7 @@ class SqliteHistory:
     def _runs(self, **filters: Any) -> list[RunSummary]:
         sql, params = queries.list_sql(queries.SQLITE, **filters)
         with self._lock:
-            runs = self._db.execute(sql, params).fetchall()
-            sql, params = queries.page_jobs_sql(queries.SQLITE, [run["run_id"] for run in runs])
-            jobs = self._db.execute(sql, params).fetchall()
-        return queries.summaries(runs, jobs)
+            return queries.summaries(self._db.execute(sql, params).fetchall())
 
     def _jobs(self, where: str, params: tuple[Any, ...]) -> list[JobRecord]:
         jobs = self._db.execute(f"SELECT j.* FROM jobs j WHERE {where} ORDER BY j.id", params).fetchall()

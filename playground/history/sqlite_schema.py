@@ -6,7 +6,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 
-from playground.history.queries import OUTCOME_OF_RUN
+from playground.history.queries import SQLITE, summary_sql
 
 
 def v1_tables(db: sqlite3.Connection) -> None:
@@ -42,13 +42,15 @@ def v3_owner(db: sqlite3.Connection) -> None:
 
 
 def v4_fast_list(db: sqlite3.Connection) -> None:
-    """The list stays fast as the history grows: each run keeps its outcome and its case-folded prompt, and the
-    list's filters walk indexes newest first (queries.py says how)."""
+    """The list stays fast as the history grows: each run keeps what the list shows of it (outcome, its jobs'
+    states, their cost) and its case-folded prompt, and the list's filters walk indexes newest first (queries.py)."""
     db.execute("ALTER TABLE runs ADD COLUMN prompt_folded TEXT NOT NULL DEFAULT ''")
     db.execute("ALTER TABLE runs ADD COLUMN outcome TEXT NOT NULL DEFAULT 'running'")
+    db.execute("ALTER TABLE runs ADD COLUMN job_states TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE runs ADD COLUMN cost_usd REAL")
     for run_id, prompt in db.execute("SELECT run_id, prompt FROM runs").fetchall():
         db.execute("UPDATE runs SET prompt_folded = ? WHERE run_id = ?", (prompt.casefold(), run_id))
-    db.execute(f"UPDATE runs SET outcome = {OUTCOME_OF_RUN}")
+        db.execute(summary_sql(SQLITE), {"run_id": run_id})
     db.execute("DROP INDEX runs_by_owner")
     db.execute("CREATE INDEX runs_by_owner ON runs (owner, created_at)")
     db.execute("CREATE INDEX runs_by_outcome ON runs (outcome, created_at)")

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 import gradio as gr
+from gradio.events import api
 
 from playground import calls
 from playground.errors import PlaygroundError
@@ -136,8 +137,8 @@ def add_endpoints(demo: gr.Blocks, endpoints: ApiEndpoints) -> None:
     (/history is the History tab's own list, shaped for its table.)
     """
     with demo:
-        gr.api(endpoints.compare, api_name="compare", concurrency_limit=None)
-        gr.api(endpoints.runs, api_name="runs", concurrency_limit=None)
+        api(endpoints.compare, api_name="compare", concurrency_limit=None)  # gr.api (gradio does not re-export it)
+        api(endpoints.runs, api_name="runs", concurrency_limit=None)
 
 
 def _json(value: Any) -> str:

@@ -154,12 +154,14 @@ def test_runs_lists_the_history_pages_on_and_opens_one_run_with_image_links(s3_a
         client.predict(run_id="no-such-run", api_name="/runs")
 
 
-def test_an_mcp_client_lists_the_tools_and_calls_one(s3_app):
+def test_an_mcp_client_configured_as_the_readme_says_lists_the_tools_and_calls_one(s3_app):
     from mcp import ClientSession
     from mcp.client.streamable_http import streamable_http_client
 
+    (url,) = re.findall(r'"url": "http://127.0.0.1:7860(/gradio_api/mcp/[^"]*)"', (ROOT / "README.md").read_text())
+
     async def session() -> tuple[dict[str, Any], Any]:
-        async with streamable_http_client(f"{s3_app.url.rstrip('/')}/gradio_api/mcp/") as (read, write, _):
+        async with streamable_http_client(s3_app.url.rstrip("/") + url) as (read, write, _):
             async with ClientSession(read, write) as mcp:
                 await mcp.initialize()
                 tools = {tool.name: tool for tool in (await mcp.list_tools()).tools}
@@ -167,7 +169,7 @@ def test_an_mcp_client_lists_the_tools_and_calls_one(s3_app):
                 return tools, called
 
     tools, called = asyncio.run(session())
-    assert {"compare", "runs"} <= set(tools)
+    assert set(tools) == {"compare", "runs"}, "the README's configuration shows an agent the two API tools"
     assert "several providers at once" in (tools["compare"].description or "")
     assert set(tools["compare"].inputSchema["properties"]) >= {"prompt", "providers", "models", "api_keys"}
     assert not called.isError, called.content
