@@ -25,7 +25,7 @@ def v1_history(db: psycopg.Connection) -> None:
         created_at TIMESTAMPTZ NOT NULL, kind TEXT NOT NULL, request_json TEXT, targets_json TEXT NOT NULL DEFAULT '[]',
         prompt TEXT NOT NULL DEFAULT '', owner TEXT, prompt_folded TEXT NOT NULL DEFAULT '',
         outcome TEXT NOT NULL DEFAULT 'running', job_states TEXT NOT NULL DEFAULT '', cost_usd DOUBLE PRECISION)""")
-    db.execute("CREATE INDEX runs_by_time ON runs (created_at, seq)")
+    db.execute("CREATE INDEX runs_by_time ON runs (created_at, seq) INCLUDE (prompt_folded)")  # a search reads this
     db.execute("CREATE INDEX runs_by_owner ON runs (owner, created_at, seq)")
     db.execute("CREATE INDEX runs_by_outcome ON runs (outcome, created_at, seq)")
     db.execute("""CREATE TABLE jobs (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

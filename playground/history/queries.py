@@ -29,6 +29,7 @@ OUTCOME_OF_RUN = f"""(SELECT CASE
 """The outcome of the run in the enclosing UPDATE of ``runs``, from its jobs' states."""
 COST_OF_RUN = "(SELECT SUM(j.cost_usd) FROM jobs j WHERE j.run_id = runs.run_id)"
 CURSOR_SEP = "~"
+LISTED = "r.run_id, r.created_at, r.kind, r.prompt, r.outcome, r.job_states, r.cost_usd"  # what a list line shows
 
 
 @dataclass(frozen=True)
@@ -106,17 +107,14 @@ def list_sql(
         where.append(f"(r.created_at, {dialect.seq}) < ({p('after_at')}, {p('after_seq')})")
         params |= {"after_at": dialect.moment(moment), "after_seq": seq}
     params |= {"owner": owner, "outcome": outcome, "query": query.casefold() if query else None}
-    params |= {"provider": provider, "model": model}
-    sql = f"""SELECT r.run_id, r.created_at, r.kind, r.prompt, r.outcome, r.job_states, r.cost_usd,
-        {dialect.seq} AS seq FROM runs r
-        {"WHERE " + " AND ".join(where) if where else ""}
-        ORDER BY r.created_at DESC, {dialect.seq} DESC"""
-    if limit >= 0:
-        sql += f" LIMIT {p('limit')}"
-        params["limit"] = limit
-    if offset:
-        sql += f" OFFSET {p('offset')}"
-        params["offset"] = offset
+    params |= {"provider": provider, "model": model, "limit": limit, "offset": offset}
+    order = f"ORDER BY r.created_at DESC, {dialect.seq} DESC"
+    page = (f" LIMIT {p('limit')}" if limit >= 0 else "") + (f" OFFSET {p('offset')}" if offset else "")
+    matching = f"FROM runs r {'WHERE ' + ' AND '.join(where) if where else ''}"
+    if query:  # a rare word: find the page in the narrow (created_at, seq, prompt) index, then read those runs only
+        matching = f"FROM runs r WHERE {dialect.seq} IN (SELECT {dialect.seq} {matching} {order}{page})"
+        page = ""
+    sql = f"SELECT {LISTED}, {dialect.seq} AS seq {matching} {order}{page}"
     return sql, {k: v for k, v in params.items() if p(k) in sql}
 
 
