@@ -115,6 +115,9 @@ class Replicas:
         self._running = [asyncio.ensure_future(self.listen()), asyncio.ensure_future(self.heartbeat())]
         try:
             await asyncio.gather(*self._running)
+        except Exception:  # nobody awaits this in the app: say why the replica stopped sharing the work
+            log.exception("the replica's listener or heartbeat stopped")
+            raise
         finally:
             for task in self._running:
                 task.cancel()

@@ -12,7 +12,6 @@ is whoever recorded the job last, and its lease runs out ``lease_s`` after that 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import uuid
@@ -28,13 +27,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from playground.errors import InvalidInputError
 from playground.history import queries
+from playground.history.postgres_inputs import input_bytes, local_input, request_data
 from playground.history.postgres_schema import UPSERT_JOB_SQL, migrate
 from playground.history.queries import TERMINAL_SQL
 from playground.history.records import JobRecord, RunRecord, RunSummary, StateChange
-from playground.images import EXTENSIONS
 from playground.models import GenerationRequest, InputImage, JobEvent, WireRequest
 
-INPUTS_DIR = "inputs"
 LEASE_S = 30.0  # a replica that stops renewing loses its jobs this long after its last word
 POOL_MAX = 10
 Clock = Callable[[], datetime]
@@ -120,7 +118,7 @@ class PostgresHistory:
         at = created_at or self._clock()
         lease = {"replica": self.replica, "lease_s": self.lease_s}
         async with self.transaction() as db:
-            data = await self._request_data(db, request)
+            data = await request_data(db, request)
             await db.execute(
                 """INSERT INTO runs (run_id, created_at, kind, prompt, prompt_folded, request_json, targets_json, owner)
                 VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (run_id) DO UPDATE SET kind = excluded.kind,
@@ -222,7 +220,7 @@ class PostgresHistory:
             **dict(summary),
             request=request,
             targets=tuple(tuple(t) for t in json.loads(row["targets_json"])),
-            input_path=await self._local_input(stored["path"]) if stored.get("path") else None,
+            input_path=await local_input(self, stored["path"]) if stored.get("path") else None,
             jobs=tuple(jobs),
         )
 
@@ -276,7 +274,7 @@ class PostgresHistory:
         image = data.get("image")
         if image and image.get("path"):
             path = image.pop("path")
-            content = await self._input_bytes(path)
+            content = await input_bytes(self, path)
             if content is None:
                 raise InvalidInputError(f"The input image of run {run_id} ({path}) is no longer in the history.")
             data["image"] = InputImage(content=content, **image)
@@ -297,42 +295,6 @@ class PostgresHistory:
                 StateChange(state=s["state"], at=s["at"], elapsed_s=s["elapsed_s"], message=s["message"])
             )
         return [job_record(row, changes.get(row["id"], [])) for row in jobs]
-
-    async def _request_data(self, db: psycopg.AsyncConnection[Any], request: GenerationRequest) -> dict[str, Any]:
-        data = request.model_dump(mode="json", exclude={"image": {"content"}})
-        image = request.image
-        if image is not None and image.content is not None:
-            digest = hashlib.sha256(image.content).hexdigest()
-            ext = EXTENSIONS.get(image.mime_type or "") or Path(image.filename).suffix.lstrip(".").lower() or "bin"
-            await db.execute(
-                "INSERT INTO inputs (sha256, mime_type, content) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-                (digest, image.mime_type, image.content),
-            )
-            data["image"]["path"] = f"{INPUTS_DIR}/{digest}.{ext}"
-        return data
-
-    async def _input_bytes(self, path: str) -> bytes | None:
-        digest = Path(path).stem
-        rows = await self.fetch("SELECT content FROM inputs WHERE sha256 = %s", (digest,))
-        return bytes(rows[0]["content"]) if rows else None
-
-    async def _local_input(self, path: str) -> Path | None:
-        """The input's local copy (written once, write-then-rename), for the UI's 'before' image."""
-        local = self.data_dir / path
-        if local.is_file():
-            return local
-        content = await self._input_bytes(path)
-        if content is None:
-            return None
-        await asyncio.to_thread(_write_once, local, content)
-        return local
-
-
-def _write_once(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
-    tmp.write_bytes(content)
-    os.replace(tmp, path)
 
 
 def _targets(targets: Sequence[tuple[str, str]]) -> str:
