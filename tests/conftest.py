@@ -99,16 +99,12 @@ def receiver_url():
 
 
 @pytest.fixture
-async def callback_service(settings, receiver_url, open_store):
-    """A service whose providers call back to our receiver; its history on SQLite or PostgreSQL (both run)."""
+async def callback_service(settings, receiver_url):
     url, holder = receiver_url
-    store = open_store()
-    slow_polls = settings.model_copy(update={"poll_interval_s": 5.0})
-    service = GenerationService(slow_polls, callback_base_url=url, history=store)
+    service = GenerationService(settings.model_copy(update={"poll_interval_s": 5.0}), callback_base_url=url)
     holder["service"] = service
     yield service
     await service.aclose()
-    await store.aclose()
 
 
 # --- the history stores: every store test runs on SQLite and on a real PostgreSQL ------------------------

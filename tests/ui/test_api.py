@@ -79,6 +79,12 @@ def s3_app(s3_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Ap
                 history.close()
 
 
+@pytest.fixture(scope="module")
+def client(s3_app) -> Client:
+    """One client for the module (making one costs a round of API discovery)."""
+    return Client(s3_app.url, verbose=False, download_files=False)
+
+
 def readme_script() -> str:
     """The README's gradio_client example, as a reader would copy it."""
     readme = (ROOT / "README.md").read_text()
@@ -107,9 +113,8 @@ def objects_named(app: S3App, part: str) -> list[str]:
     return [o["Key"].removeprefix(app.prefix + "/") for o in listing.get("Contents", []) if part in o["Key"]]
 
 
-def test_a_bad_request_is_one_sentence_and_nothing_is_sent(s3_app):
+def test_a_bad_request_is_one_sentence_and_nothing_is_sent(s3_app, client):
     before = s3_app.sandbox.state.count()
-    client = Client(s3_app.url, verbose=False)
     with pytest.raises(Exception, match="Invalid prompt: the prompt is empty") as empty:
         client.predict(prompt=" ", providers=["kie"], api_name="/compare")
     with pytest.raises(Exception, match="Unknown model 'flux-kontext-ultra'"):
@@ -120,10 +125,9 @@ def test_a_bad_request_is_one_sentence_and_nothing_is_sent(s3_app):
     assert s3_app.sandbox.state.count() == before
 
 
-def test_a_callers_key_is_used_for_their_call_and_the_server_keys_follow_the_pages_rules(s3_app):
+def test_a_callers_key_is_used_for_their_call_and_the_server_keys_follow_the_pages_rules(s3_app, client):
     s3_app.sandbox.state.keys = {"kie": "their-own-key"}
     try:
-        client = Client(s3_app.url, verbose=False)
         mine = json.loads(
             client.predict(
                 prompt="a fox", providers=["kie"], api_keys={"KIE_API_KEY": "their-own-key"}, api_name="/compare"
@@ -137,8 +141,7 @@ def test_a_callers_key_is_used_for_their_call_and_the_server_keys_follow_the_pag
     assert "their-own-key" not in json.dumps(mine) + json.dumps(theirs)
 
 
-def test_runs_lists_the_history_pages_on_and_opens_one_run_with_image_links(s3_app):
-    client = Client(s3_app.url, verbose=False)
+def test_runs_lists_the_history_pages_on_and_opens_one_run_with_image_links(s3_app, client):
     word = f"page{uuid.uuid4().hex[:6]}"
     for i in range(3):
         client.predict(prompt=f"{word} {i}", providers=["bfl"], api_name="/compare")
@@ -178,10 +181,9 @@ def test_an_mcp_client_configured_as_the_readme_says_lists_the_tools_and_calls_o
     assert job["state"] == "succeeded" and httpx.get(job["image_url"]).status_code == 200
 
 
-def test_results_are_kept_in_the_bucket_and_shown_by_the_page_and_the_history_tab_from_there(s3_app):
+def test_results_are_kept_in_the_bucket_and_shown_by_the_page_and_the_history_tab_from_there(s3_app, client):
     from playground.ui.history_handlers import HistoryHandlers
 
-    client = Client(s3_app.url, verbose=False, download_files=False)
     outputs = Outputs(client, "/generate")
     updates = [tuple(u) for u in client.submit(*form("a heron, kept in a bucket", ["kie"]), api_name="/generate")]
     shown = [v for u in updates if (v := outputs.get(u, "image kie flux-kontext-pro"))][-1]
