@@ -6,11 +6,14 @@ to ``SCHEMA_VERSION`` in one transaction, under an advisory lock, so replicas st
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import psycopg
 
 from playground.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 MIGRATION_LOCK = 0x706C6179  # pg_advisory_xact_lock key: one migrating replica at a time ("play")
 
@@ -53,9 +56,24 @@ def v2_replicas(db: psycopg.Connection) -> None:
     db.execute("CREATE INDEX deliveries_by_task ON deliveries (provider, task_id, id)")
 
 
+def v3_prompt_search(db: psycopg.Connection) -> None:
+    """A trigram index on the folded prompt, so a search for a rare word reads the few runs that have it.
+
+    pg_trgm ships with PostgreSQL (contrib) and is a trusted extension; where it cannot be created the search
+    still works, by reading the narrow (created_at, seq, prompt) index instead.
+    """
+    try:
+        with db.transaction():  # a savepoint: a refusal here must not undo the other steps
+            db.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    except psycopg.Error as exc:
+        log.warning("pg_trgm is not available (%s); prompt search scans the runs' index instead", exc)
+        return
+    db.execute("CREATE INDEX runs_by_prompt_words ON runs USING gin (prompt_folded gin_trgm_ops)")
+
+
 # Version N is the database after MIGRATIONS[:N]. Append only; never edit a released step. A change of the
 # schema is a step here and one in sqlite_schema.MIGRATIONS (see playground/history/migrations.py).
-MIGRATIONS: tuple[Callable[[psycopg.Connection], None], ...] = (v1_history, v2_replicas)
+MIGRATIONS: tuple[Callable[[psycopg.Connection], None], ...] = (v1_history, v2_replicas, v3_prompt_search)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -41,11 +41,18 @@ class Dialect:
     seq: str  # the column that orders runs created in the same microsecond
     moment: Callable[[str], Any]  # a cursor's timestamp as the store compares it
     concat: str  # the aggregate that joins text with commas
+    pattern: Callable[[str], str] = str  # the folded query as ``contains`` takes it
+
+
+def like_pattern(text: str) -> str:
+    """'%text%' with LIKE's own characters escaped: the query matches as a plain substring."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 SQLITE = Dialect(lambda name: f":{name}", "instr({column}, {value}) > 0", "r.rowid", str, "group_concat")
+# LIKE rather than strpos: a trigram index (postgres_schema.v3_prompt_search) serves it, when pg_trgm is there.
 POSTGRES = Dialect(
-    lambda name: f"%({name})s", "strpos({column}, {value}) > 0", "r.seq", datetime.fromisoformat, "string_agg"
+    lambda name: f"%({name})s", "{column} LIKE {value}", "r.seq", datetime.fromisoformat, "string_agg", like_pattern
 )
 
 
@@ -106,7 +113,7 @@ def list_sql(
         moment, seq = parse_cursor(after)
         where.append(f"(r.created_at, {dialect.seq}) < ({p('after_at')}, {p('after_seq')})")
         params |= {"after_at": dialect.moment(moment), "after_seq": seq}
-    params |= {"owner": owner, "outcome": outcome, "query": query.casefold() if query else None}
+    params |= {"owner": owner, "outcome": outcome, "query": dialect.pattern(query.casefold()) if query else None}
     params |= {"provider": provider, "model": model, "limit": limit, "offset": offset}
     order = f"ORDER BY r.created_at DESC, {dialect.seq} DESC"
     page = (f" LIMIT {p('limit')}" if limit >= 0 else "") + (f" OFFSET {p('offset')}" if offset else "")
