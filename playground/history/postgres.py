@@ -78,7 +78,10 @@ class PostgresHistory:
             self._opening = self._opening or asyncio.Lock()
             async with self._opening:
                 if self._pool is None:
-                    pool = AsyncConnectionPool(self.url, min_size=1, max_size=POOL_MAX, open=False)
+                    # prepare_threshold=None: every statement is planned for its own values (a rare search word
+                    # takes the trigram index; a generic plan, made once for any word, would scan)
+                    options = {"prepare_threshold": None}
+                    pool = AsyncConnectionPool(self.url, min_size=1, max_size=POOL_MAX, open=False, kwargs=options)
                     await pool.open(wait=True)
                     self._pool = pool
         return self._pool
