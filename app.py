@@ -1,4 +1,4 @@
-"""Serve the playground: ``python app.py [--sandbox] [--share]`` (GRADIO_SERVER_NAME/PORT honoured)."""
+"""Serve the playground: ``python app.py [--sandbox] [--share] [--mcp]`` (GRADIO_SERVER_NAME/PORT honoured)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 from dotenv import load_dotenv
 
-from playground.composition import build_service, set_public_address, start_sandbox
+from playground.composition import background, build_service, set_public_address, start_sandbox
 from playground.settings import Settings
 from playground.ui import runtime
 from playground.webhooks import routes
@@ -19,6 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="FLUX.1 Kontext playground in the browser.")
     parser.add_argument("--sandbox", action="store_true", help="use the local sandbox instead of real providers")
     parser.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
+    parser.add_argument("--mcp", action="store_true", help="also serve the API endpoints as MCP tools")
     args = parser.parse_args(argv)
     load_dotenv()
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -30,15 +31,17 @@ def main(argv: list[str] | None = None) -> None:
         print("No real provider is called: the playground runs on the local sandbox.", flush=True)
     service = build_service(settings, host_inputs=settings.sandbox)
     page = runtime.build_page(service, share=args.share)
-    app, local_url, share_url = runtime.launch(page, share=args.share, quiet=True)  # Gradio's hint names launch()
+    # quiet: Gradio's own hint names launch(); mcp_server: Gradio does not read --mcp from the command line itself
+    app, local_url, share_url = runtime.launch(page, share=args.share, quiet=True, mcp_server=args.mcp)
     print(f"The playground is at {local_url}" + (f" and {share_url}" if share_url else ""), flush=True)
     if args.share and not share_url:
         print(runtime.share_failed_note(local_url), file=sys.stderr, flush=True)
     elif not args.share:
         print("To share it with a public link: python app.py --share", flush=True)
     set_public_address(service, local_url, share_url)
-    runtime.serve_routes(app, routes(service, service.input_host))
-    runtime.in_background(page, service.resume_unfinished())
+    page.links.base_url = (service.settings.public_base_url or share_url or local_url).rstrip("/")
+    runtime.serve_routes(app, routes(service, service.input_host, page.links))
+    runtime.in_background(page, background(service))
     page.demo.block_thread()
 
 

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 from starlette.applications import Starlette
 
 from playground.errors import ConfigError, InvalidInputError, PlaygroundError
-from playground.history import History, open_history
+from playground.history import History, open_store
 from playground.history_cli import add_history_commands, run_history_command
 from playground.hosting import InputHost
 from playground.images import load_input_image
@@ -24,6 +24,7 @@ from playground.request import build_request
 from playground.service import GenerationService
 from playground.settings import Settings
 from playground.stats_cli import add_stats_command, run_stats_command
+from playground.storage import open_storage
 from playground.webhooks import routes
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -143,8 +144,8 @@ async def _jobs(args: argparse.Namespace, settings: Settings) -> int:
             settings, host, files = _sandbox(settings, servers)
         if args.out:
             settings = settings.model_copy(update={"out_dir": args.out})
-        history = open_history(settings.data_dir)
-        service = GenerationService(settings, history=history, input_host=host)
+        history = open_store(settings)
+        service = GenerationService(settings, history=history, input_host=host, storage=open_storage(settings))
         if files is not None:
             files.router.routes.extend(routes(service, host))
         try:

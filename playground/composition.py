@@ -1,19 +1,26 @@
-"""Putting the app together: the service with history, input hosting and callbacks; the in-app sandbox."""
+"""Putting the app together: the service with history, storage, input hosting and callbacks; the in-app sandbox.
+
+With PLAYGROUND_DATABASE_URL the history is PostgreSQL and this process is one of several replicas
+(playground/replicas.py); otherwise SQLite and a local folder, as a single process.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
+from typing import Any
 
-from playground.history import open_history
+from playground.history import PostgresHistory, open_history
 from playground.hosting import InputHost
 from playground.sandbox.server import SandboxServer, sandbox_settings, state_from_env
 from playground.service import GenerationService
 from playground.settings import Settings
+from playground.storage import open_storage
 
 log = logging.getLogger(__name__)
 
 SANDBOX_PORT_ENV = "PLAYGROUND_SANDBOX_PORT"
+SANDBOX_URL_ENV = "PLAYGROUND_SANDBOX_URL"  # a sandbox already running (replicas share one): start none
 DEFAULT_SANDBOX_PORT = 8901  # fixed, so URLs stored with a job (BFL's polling_url, fal's) still work after a restart
 UNKNOWN_ADDRESS = "http://127.0.0.1"  # replaced by the app's own URL once it is serving
 
@@ -26,8 +33,26 @@ def build_service(settings: Settings, *, host_inputs: bool = False) -> Generatio
     """
     public = settings.public_base_url
     host = InputHost(public or UNKNOWN_ADDRESS) if public or host_inputs else None
-    history = open_history(settings.data_dir)
-    return GenerationService(settings, history=history, input_host=host, callback_base_url=public)
+    parts: dict[str, Any] = dict(input_host=host, callback_base_url=public, storage=open_storage(settings))
+    if not settings.database_url:
+        return GenerationService(settings, history=open_history(settings.data_dir), **parts)
+    from playground.replicas import Replicas
+
+    store = PostgresHistory.open(settings.database_url, settings.data_dir, lease_s=settings.lease_s)
+    replicas = Replicas(store)
+    service = GenerationService(settings, history=store, inbox=replicas.inbox, **parts)
+    replicas.attach(service)
+    log.info("replica %s on the shared history; results in %s", store.replica, parts["storage"].describe())
+    return service
+
+
+def background(service: GenerationService) -> Coroutine[Any, Any, object]:
+    """What the app runs beside the page: as one of several replicas, their loops; alone, resume its jobs."""
+    from playground.replicas import Replicas
+
+    if isinstance(service.relay, Replicas):
+        return service.relay.run()
+    return service.resume_unfinished()
 
 
 def set_public_address(service: GenerationService, local_url: str, share_url: str | None) -> None:
@@ -40,8 +65,13 @@ def set_public_address(service: GenerationService, local_url: str, share_url: st
         service.input_host.public_base_url = (share_url or local_url).rstrip("/")
 
 
-def start_sandbox(settings: Settings, environ: Mapping[str, str]) -> tuple[Settings, SandboxServer]:
-    """The sandbox inside the app: its jobs kept under the data dir, on a fixed port when it is free."""
+def start_sandbox(settings: Settings, environ: Mapping[str, str]) -> tuple[Settings, SandboxServer | None]:
+    """The sandbox inside the app: its jobs kept under the data dir, on a fixed port when it is free.
+
+    With PLAYGROUND_SANDBOX_URL the app uses that sandbox instead (several replicas must share one).
+    """
+    if environ.get(SANDBOX_URL_ENV, "").strip():
+        return sandbox_settings(settings, environ[SANDBOX_URL_ENV].strip()), None
     state = state_from_env(environ, persist_dir=settings.data_dir / "sandbox")
     port = int(environ.get(SANDBOX_PORT_ENV) or DEFAULT_SANDBOX_PORT)
     try:

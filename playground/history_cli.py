@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from playground.history import OUTCOMES, History, JobRecord, RunRecord, RunSummary, open_history
+from playground.history import OUTCOMES, History, JobRecord, RunRecord, RunSummary, open_store
 from playground.models import MODELS
 from playground.settings import Settings
 
@@ -36,7 +36,7 @@ async def run_history_command(
 ) -> int:
     """Run ``history`` or ``history show``; returns the exit status (2 when the run is not in the history)."""
     out, err = out or sys.stdout, err or sys.stderr
-    store = open_history(settings.data_dir)
+    store = open_store(settings)
     try:
         if getattr(args, "history_command", None) == "show":
             return await _show(store, args.run_id, as_json=args.json, out=out, err=err)

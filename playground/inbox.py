@@ -71,6 +71,11 @@ class Inbox:
         with self._lock:
             return self._waiters.get((provider, task_id))
 
+    def waiting(self) -> list[tuple[str, str]]:
+        """Every (provider, task id) a job of this process is waiting for now."""
+        with self._lock:
+            return list(self._waiters)
+
     def first_time(self, provider: str, delivery_id: str | None) -> bool:
         """Whether this delivery id is new (and remember it); no id means it cannot be told apart."""
         if delivery_id is None:

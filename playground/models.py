@@ -241,6 +241,7 @@ class JobResult(BaseModel):
     cost_usd: float | None
     cost_source: str | None
     sent: WireRequest
+    stored: str | None = None  # where the storage keeps the original (s3://...), when not at ``path`` itself
     latency_low_s: float | None = None
     detected_via: Detection = "poll"
     breakdown: dict[str, float] = Field(default_factory=dict)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ from playground.models import (
     WireRequest,
 )
 from playground.providers import Provider, ProviderSpec
+from playground.storage import LocalStorage, Storage
 from playground.timing import Timer
 from playground.watch import Clock, FixedSchedule, Reading, Schedule, Sleep, WatchedJob, unknown_status_note, watch
 
@@ -70,6 +70,7 @@ class RunContext:
     pace: Callable[[ProviderSpec], Awaitable[None]]
     """Waits until one more status read keeps the provider inside its documented rate."""
     callbacks: bool = False
+    storage: Storage | None = None  # where results are kept; None: files under the run's out_dir
 
 
 @dataclass(frozen=True)
@@ -216,13 +217,14 @@ class Run:
             )
         fmt, width, height = found
         mime = RESULT_FORMATS[fmt]
-        path = self.out_dir / f"{spec.name}-{job.model}.{EXTENSIONS[mime]}"
-        await asyncio.to_thread(write_atomically, path, content)
+        storage = self.context.storage or LocalStorage(self.out_dir.parent)
+        kept = await storage.put(f"{self.run_id}/{spec.name}-{job.model}.{EXTENSIONS[mime]}", content, mime)
         billed = status.billed_usd if status.billed_usd is not None else tracker.billed_usd
         price = self.context.price(spec, job.model)
         measured = tracker.timer.measured()
         return JobResult(
-            path=str(path),
+            path=str(kept.path),
+            stored=kept.ref if kept.ref != str(kept.path) else None,
             image_url=url if not url.startswith("data:") else "data: URI",
             mime_type=mime,
             width=width,
@@ -295,13 +297,6 @@ async def download(context: RunContext, spec: ProviderSpec, job: JobRef, url: st
             f"The result of task {job.task_id} could not be downloaded: {exc}", provider=spec.name, task_id=job.task_id
         ) from exc
     return response.content
-
-
-def write_atomically(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".part")
-    tmp.write_bytes(content)
-    os.replace(tmp, path)
 
 
 class Tracker:

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 from pydantic import SecretStr
@@ -22,16 +23,18 @@ from pydantic import SecretStr
 from playground.capabilities import check_request, needs_hosting
 from playground.errors import ConfigError, InvalidInputError, PlaygroundError, WebhookError
 from playground.fetch import local_address
-from playground.history import History
+from playground.history import History, RunRecord
 from playground.hosting import InputHost
 from playground.http import HttpClient, Sleep, build_client
 from playground.inbox import Inbox
 from playground.models import Events, GenerationRequest, JobEvent, JobRef, Price
 from playground.polling import PollingPolicy
 from playground.providers import REGISTRY, Provider, ProviderConfig, ProviderSpec, get_spec
+from playground.providers.base import CallbackUpdate
 from playground.ratelimit import SlidingWindow
 from playground.runner import PlannedJob, Run, RunContext
 from playground.settings import Settings
+from playground.storage import LocalStorage, Storage, with_local_results
 from playground.watch import Clock
 
 log = logging.getLogger(__name__)
@@ -90,13 +93,17 @@ class GenerationService:
         history: History | None = None,
         input_host: InputHost | None = None,
         callback_base_url: str | None = None,
+        storage: Storage | None = None,
+        inbox: Inbox | None = None,
     ) -> None:
         self.settings = settings
         self.specs = dict(specs)
         self.history = history
         self.input_host = input_host
         self.callback_base_url = callback_base_url.rstrip("/") if callback_base_url else None
-        self.inbox = Inbox()
+        self.inbox = inbox or Inbox()
+        self.storage = storage
+        self.relay: Relay | None = None  # replicas: hands a callback for another replica's job over to it
         self.polling = PollingPolicy(history, fixed_interval_s=settings.poll_interval_s)
         self._read_limits: dict[str, SlidingWindow] = {}
         self.transport = transport
@@ -308,6 +315,7 @@ class GenerationService:
             price=self.price,
             pace=self.pace,
             callbacks=self.callbacks_enabled,
+            storage=LocalStorage(out_dir) if out_dir else self.storage,
         )
         return Run(
             context,
@@ -358,18 +366,39 @@ class GenerationService:
 
     def deliver_callback(self, name: str, headers: Mapping[str, str], body: bytes) -> tuple[int, str]:
         """Handle one webhook delivery: (HTTP status to answer, short reason). Thread-safe and fast."""
+        update = self._verified(name, headers, body)
+        return update if isinstance(update, tuple) else self._deliver(name, update)
+
+    async def receive_callback(self, name: str, headers: Mapping[str, str], body: bytes) -> tuple[int, str]:
+        """deliver_callback, and with replicas a verified delivery for another replica's job is handed to it."""
+        update = self._verified(name, headers, body)
+        if isinstance(update, tuple):
+            return update
+        answer = self._deliver(name, update)
+        if answer[0] == 404 and self.relay is not None:
+            return await self.relay.hand_over(name, update)
+        return answer
+
+    async def results_of(self, record: RunRecord) -> RunRecord:
+        """The run with its results as local files the page can show (fetched from shared storage if need be)."""
+        return record if self.storage is None else await with_local_results(self.storage, record)
+
+    def _verified(self, name: str, headers: Mapping[str, str], body: bytes) -> CallbackUpdate | tuple[int, str]:
+        """The delivery, checked as the provider documents; or the answer that refuses it."""
         try:
-            update = self.provider(name).parse_callback(
-                {k.lower(): v for k, v in headers.items()}, body, now=time.time()
-            )
+            return self.provider(name).parse_callback({k.lower(): v for k, v in headers.items()}, body, now=time.time())
         except WebhookError as exc:
             log.warning("rejected a %s callback: %s", name, exc)
             return 401, str(exc)
         except PlaygroundError as exc:
             return 404, str(exc)
+
+    def _deliver(self, name: str, update: CallbackUpdate) -> tuple[int, str]:
         waiter = self.inbox.waiter(name, update.task_id)
         if waiter is None and self.inbox.finished(name, update.task_id):
             return 200, "already finished"
+        if waiter is None and self.relay is not None:
+            return 404, "not waiting here"  # receive_callback hands it to the replica that waits for it
         if waiter is None:
             log.warning(
                 "ignored a %s callback for task %s, which this process is not waiting for", name, update.task_id
@@ -379,6 +408,14 @@ class GenerationService:
             return 200, "duplicate"
         waiter.deliver(update.status)
         return 200, "ok" if update.status is not None else "will confirm with a status read"
+
+
+class Relay(Protocol):
+    """Hands a verified callback for a job this process is not waiting for to the replica that is."""
+
+    async def hand_over(self, provider: str, update: CallbackUpdate) -> tuple[int, str]:
+        """(HTTP status to answer, short reason), once the delivery is kept where its owner will see it."""
+        ...
 
 
 def provider_config(spec: ProviderSpec, settings: Settings, key: SecretStr | None = None) -> ProviderConfig:

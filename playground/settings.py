@@ -42,6 +42,10 @@ class Settings(BaseModel):
         """The price PLAYGROUND_PRICES sets for one provider and model, if any."""
         return self.prices.get(f"{provider}:{model}", self.prices.get(provider))
 
+    database_url: str | None = None  # postgresql://... : the shared store of several replicas (else SQLite)
+    storage_url: str | None = None  # s3://bucket/prefix : where results are kept (else out_dir)
+    lease_s: float = 30.0  # with replicas: a job whose owner stops renewing is taken over this long after
+
     def secret(self, name: str) -> SecretStr | None:
         """The secret named ``name``, or None when unset or blank."""
         return self.secrets.get(name)
@@ -68,10 +72,13 @@ class Settings(BaseModel):
             http_timeout_s=_number(env, "PLAYGROUND_HTTP_TIMEOUT_S", 60.0) or 60.0,
             out_dir=Path(env.get("PLAYGROUND_OUT_DIR", "outputs")),
             data_dir=Path(env.get("PLAYGROUND_DATA_DIR", "data")),
-            public_base_url=env.get("PUBLIC_BASE_URL"),
+            public_base_url=env.get("PUBLIC_BASE_URL") or space_url(env),
             sandbox=_flag(env, "PLAYGROUND_SANDBOX"),
             allow_private_urls=_flag(env, "PLAYGROUND_ALLOW_PRIVATE_URLS"),
             prices=parse_prices(env.get(PRICES_ENV, "")),
+            database_url=_database_url(env),
+            storage_url=_storage_url(env),
+            lease_s=_number(env, "PLAYGROUND_LEASE_S", 30.0) or 30.0,
         )
 
 
@@ -103,6 +110,26 @@ def parse_prices(raw: str) -> dict[str, float]:
 
 def _model_id(word: str) -> str:
     return word if word.startswith("flux-") else f"flux-kontext-{word}"
+
+
+def space_url(env: Mapping[str, str]) -> str | None:
+    """The public address of a Hugging Face Space, from SPACE_HOST (the first of a comma-separated list)."""
+    host = env.get("SPACE_HOST", "").split(",")[0].strip()
+    return f"https://{host}" if host else None
+
+
+def _database_url(env: Mapping[str, str]) -> str | None:
+    url = env.get("PLAYGROUND_DATABASE_URL")
+    if url is not None and not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"PLAYGROUND_DATABASE_URL must start with postgresql:// (got {url.split(':')[0]}:...).")
+    return url
+
+
+def _storage_url(env: Mapping[str, str]) -> str | None:
+    url = env.get("PLAYGROUND_STORAGE_URL")
+    if url is not None and (not url.startswith("s3://") or not url[5:].strip("/")):
+        raise ConfigError("PLAYGROUND_STORAGE_URL must look like s3://bucket or s3://bucket/prefix.")
+    return url
 
 
 def _number(env: Mapping[str, str], name: str, default: float | None) -> float | None:

@@ -1,22 +1,32 @@
-"""HTTP routes the app serves beside the UI: provider callbacks in, hosted input images out."""
+"""HTTP routes the app serves beside the UI: provider callbacks in, hosted input images and kept results out."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from playground.hosting import InputHost
+from playground.links import ResultLinks
 from playground.service import GenerationService
+from playground.storage import LocalStorage, media_type
 
 
-def routes(service: GenerationService, host: InputHost | None) -> list[BaseRoute]:
-    """POST /webhooks/{provider} and GET /inputs/{name}; answers fast, never echoes secrets."""
+def routes(service: GenerationService, host: InputHost | None, links: ResultLinks | None = None) -> list[BaseRoute]:
+    """POST /webhooks/{provider}, GET /inputs/{name} and GET /results/{token}/{name}; never echoes secrets."""
 
     async def webhook(request: Request) -> Response:
         body = await request.body()
-        status, reason = service.deliver_callback(request.path_params["provider"], request.headers, body)
+        status, reason = await service.receive_callback(request.path_params["provider"], request.headers, body)
         return JSONResponse({"status": reason}, status_code=status)
+
+    async def result(request: Request) -> Response:
+        ref = links.ref_of(request.path_params["token"]) if links is not None else None
+        storage = service.storage or LocalStorage(service.settings.out_dir)
+        path = await storage.local_copy(ref) if ref is not None else None
+        if path is None:
+            return Response("not found", status_code=404)
+        return FileResponse(path, media_type=media_type(path), headers={"Cache-Control": "private, max-age=3600"})
 
     async def hosted_input(request: Request) -> Response:
         found = host.lookup(request.path_params["name"]) if host is not None else None
@@ -28,4 +38,5 @@ def routes(service: GenerationService, host: InputHost | None) -> list[BaseRoute
     return [
         Route("/webhooks/{provider}", webhook, methods=["POST"]),
         Route("/inputs/{name}", hosted_input, methods=["GET"]),
+        Route("/results/{token}/{name}", result, methods=["GET"]),
     ]

@@ -91,6 +91,9 @@ def receiver_url():
         def deliver_callback(self, *args):
             return holder["service"].deliver_callback(*args)
 
+        async def receive_callback(self, *args):
+            return await holder["service"].receive_callback(*args)
+
     with LoopbackServer(Starlette(routes=routes(LateBound(), None))) as server:  # type: ignore[arg-type]
         yield server.url, holder
 
@@ -102,3 +105,83 @@ async def callback_service(settings, receiver_url):
     holder["service"] = service
     yield service
     await service.aclose()
+
+
+# --- the history stores: every store test runs on SQLite and on a real PostgreSQL ------------------------
+
+STORES = ("sqlite", "postgres")
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """One PostgreSQL cluster for the session (started on first use, about a second)."""
+    from tests.pg import start_cluster
+
+    cluster = start_cluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_url(postgres_cluster) -> str:
+    """A fresh, empty PostgreSQL database for one test."""
+    return postgres_cluster.new_database()
+
+
+@pytest.fixture(params=STORES)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def open_store(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest):
+    """Open the test's store (a new process would see the same): ``open_store(clock=...)``."""
+    from playground.history import PostgresHistory, SqliteHistory
+
+    data_dir = tmp_path / "data"
+    if store_kind == "sqlite":
+        return lambda **options: SqliteHistory.open(data_dir, **options)
+    url = request.getfixturevalue("pg_url")
+    return lambda **options: PostgresHistory.open(url, data_dir, **options)
+
+
+@pytest.fixture
+def store_settings(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """Settings naming the test's store: the data dir (SQLite) or PLAYGROUND_DATABASE_URL (PostgreSQL)."""
+    url = request.getfixturevalue("pg_url") if store_kind == "postgres" else None
+    return Settings(data_dir=tmp_path / "data", database_url=url)
+
+
+# --- a local S3-compatible server (moto's server mode) -----------------------------------------------
+
+S3_ENV_NAMES = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ALLOW_HTTP")
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 on a loopback port for the session; the variables a client needs to reach it."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = dict(zip(S3_ENV_NAMES, (f"http://{host}:{port}", "test", "test", "us-east-1", "true"), strict=True))
+    yield env
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the local S3 server, with the AWS_* variables set for this test; its s3:// URL."""
+    import uuid
+
+    import boto3
+
+    for name, value in s3_server.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"results-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3", endpoint_url=s3_server["AWS_ENDPOINT_URL"]).create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/playground"

@@ -1,4 +1,7 @@
-"""The history store: round trips, search, resumable jobs, duplicates, atomic writes, migrations, the CLI."""
+"""The history store: round trips, search, resumable jobs, duplicates, atomic writes, migrations, the CLI.
+
+Every test that takes ``store`` (or ``open_store``) runs twice: on SQLite and on a real PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +14,16 @@ import json
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from playground.errors import ConfigError, InvalidInputError
-from playground.history import SqliteHistory
+from playground.history import History, SqliteHistory
 from playground.history.sqlite_schema import SCHEMA_VERSION
 from playground.history_cli import add_history_commands, run_history_command
 from playground.images import image_from_bytes
@@ -55,7 +59,14 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(data_dir: Path) -> Iterator[SqliteHistory]:
+async def store(open_store) -> AsyncIterator[History]:
+    opened = open_store(clock=Ticker())
+    yield opened
+    await opened.aclose()
+
+
+@pytest.fixture
+def sqlite_store(data_dir: Path) -> Iterator[SqliteHistory]:
     opened = SqliteHistory.open(data_dir, clock=Ticker())
     yield opened
     opened.close()
@@ -90,12 +101,12 @@ def result(sent: WireRequest = SENT) -> JobResult:
     )
 
 
-async def succeed(store: SqliteHistory, run_id: str, provider: str = "kie", model: str = "flux-kontext-pro") -> None:
+async def succeed(store: History, run_id: str, provider: str = "kie", model: str = "flux-kontext-pro") -> None:
     await store.record(event("running", run_id=run_id, provider=provider, model=model, task_id=f"{run_id}-{provider}"))
     await store.record(event("succeeded", run_id=run_id, provider=provider, model=model, result=result()))
 
 
-async def fail(store: SqliteHistory, run_id: str, provider: str = "kie", model: str = "flux-kontext-pro") -> None:
+async def fail(store: History, run_id: str, provider: str = "kie", model: str = "flux-kontext-pro") -> None:
     await store.record(
         event(
             "failed",
@@ -112,8 +123,8 @@ async def fail(store: SqliteHistory, run_id: str, provider: str = "kie", model: 
 # --- lifecycle ---------------------------------------------------------------------------------------
 
 
-async def test_a_run_is_kept_with_its_request_jobs_results_errors_and_every_state_change(data_dir):
-    store = SqliteHistory.open(data_dir, clock=Ticker())
+async def test_a_run_is_kept_with_its_request_jobs_results_errors_and_every_state_change(open_store):
+    store = open_store(clock=Ticker())
     await store.start_run("run1", FOX, [("kie", "flux-kontext-pro"), ("fal", "flux-kontext-max")])
     await store.record(event("queued", notes=("KIE ignores the seed.",)))
     await store.record(event("running", task_id="t-1", sent=SENT, urls={"status": "https://api.example/t-1"}))
@@ -130,9 +141,11 @@ async def test_a_run_is_kept_with_its_request_jobs_results_errors_and_every_stat
             kind="moderated",
         )
     )
-    store.close()
+    await store.aclose()
 
-    run = await SqliteHistory.open(data_dir).get_run("run1")  # a new process sees everything
+    again = open_store()
+    run = await again.get_run("run1")  # a new process sees everything
+    await again.aclose()
 
     assert run is not None and run.kind == "generate" and run.outcome == "mixed"
     assert run.created_at == T0 + timedelta(seconds=1)
@@ -150,7 +163,8 @@ async def test_a_run_is_kept_with_its_request_jobs_results_errors_and_every_stat
     assert fal.error == "fal refused the job on content grounds: nsfw."
 
 
-async def test_a_local_input_is_kept_as_one_file_per_content_and_never_stored_inline(store, data_dir):
+async def test_a_local_input_is_kept_as_one_file_per_content_and_never_stored_inline(sqlite_store, data_dir):
+    store = sqlite_store
     content = png_bytes()
     request = GenerationRequest(prompt="make it blue", image=image_from_bytes(content, "cat.png"))
     await store.start_run("edit1", request, [("kie", "flux-kontext-pro")], kind="edit")
@@ -173,7 +187,8 @@ async def test_a_url_input_is_stored_as_its_url_and_the_request_rebuilt_as_it_wa
     assert await store.request_of("r") == request
 
 
-async def test_re_running_a_run_whose_input_copy_was_deleted_says_so(store, data_dir):
+async def test_re_running_a_run_whose_input_copy_was_deleted_says_so(sqlite_store, data_dir):
+    store = sqlite_store
     request = GenerationRequest(prompt="blue", image=image_from_bytes(png_bytes(), "cat.png"))
     await store.start_run("r", request, [("kie", "flux-kontext-pro")])
     for copy in (data_dir / "inputs").iterdir():
@@ -259,16 +274,18 @@ async def test_an_unknown_outcome_is_refused(store):
 # --- resumable jobs, duplicates ----------------------------------------------------------------------
 
 
-async def test_unfinished_jobs_are_the_submitted_ones_without_a_terminal_state(data_dir):
-    store = SqliteHistory.open(data_dir)
+async def test_unfinished_jobs_are_the_submitted_ones_without_a_terminal_state(open_store):
+    store = open_store()
     await store.start_run(
         "r", FOX, [("kie", "flux-kontext-pro"), ("fal", "flux-kontext-pro"), ("bfl", "flux-kontext-max")]
     )
     await store.record(event("running", task_id="t-kie", urls={"status": "https://api.example/s"}))
     await succeed(store, "r", "fal")
-    store.close()  # bfl was never submitted: it has no task id, so it can't be resumed (and is never resubmitted)
+    await store.aclose()  # bfl was never submitted: it has no task id, so it can't be resumed (or resubmitted)
 
-    (job,) = await SqliteHistory.open(data_dir).unfinished_jobs()
+    again = open_store()
+    (job,) = await again.unfinished_jobs()
+    await again.aclose()
 
     assert job.ref() == JobRef(
         provider="kie", model="flux-kontext-pro", task_id="t-kie", urls={"status": "https://api.example/s"}
@@ -303,32 +320,53 @@ async def test_a_timed_out_job_resumed_to_success_keeps_its_whole_story(store):
 # --- atomicity, concurrency --------------------------------------------------------------------------
 
 
-def break_state_inserts(data_dir: Path) -> None:
+STORE_ERRORS = (sqlite3.DatabaseError, psycopg.Error)
+
+
+def raw_sql(store: History, *statements: str) -> list[tuple[Any, ...]]:
+    """Run statements on the store's database from another connection; the last one's rows."""
+    if isinstance(store, SqliteHistory):
+        with sqlite3.connect(store.path) as db:
+            return [cur.fetchall() for cur in [db.execute(sql) for sql in statements]][-1]
+    with psycopg.connect(store.url, autocommit=True) as pg:  # type: ignore[attr-defined]
+        rows = [pg.execute(sql) for sql in statements][-1]
+        return rows.fetchall() if rows.description else []
+
+
+def break_state_inserts(store: History) -> None:
     """Make the second statement of every record() fail, from another connection, as a full disk would."""
-    with sqlite3.connect(data_dir / "history.sqlite3") as db:
-        db.execute("CREATE TRIGGER broken BEFORE INSERT ON job_states BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    if isinstance(store, SqliteHistory):
+        raw_sql(store, "CREATE TRIGGER broken BEFORE INSERT ON job_states BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+        return
+    raw_sql(
+        store,
+        "CREATE FUNCTION broken() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE 'disk full'; END$$",
+        "CREATE TRIGGER broken BEFORE INSERT ON job_states FOR EACH ROW EXECUTE FUNCTION broken()",
+    )
 
 
-async def test_a_failure_in_the_middle_of_recording_an_event_leaves_the_job_as_it_was(store, data_dir):
+def repair(store: History) -> None:
+    raw_sql(store, "DROP TRIGGER broken" + ("" if isinstance(store, SqliteHistory) else " ON job_states"))
+
+
+async def test_a_failure_in_the_middle_of_recording_an_event_leaves_the_job_as_it_was(store):
     await store.start_run("run1", FOX, [("kie", "flux-kontext-pro")])
-    break_state_inserts(data_dir)
-    with pytest.raises(sqlite3.DatabaseError, match="disk full"):
+    break_state_inserts(store)
+    with pytest.raises(STORE_ERRORS, match="disk full"):
         await store.record(event("succeeded", task_id="t-1", result=result()))
     (job,) = (await store.get_run("run1")).jobs
     assert (job.state, job.task_id, job.result_path) == ("queued", None, None)
-    with sqlite3.connect(data_dir / "history.sqlite3") as db:
-        db.execute("DROP TRIGGER broken")
+    repair(store)
     await store.record(event("succeeded", task_id="t-1", result=result()))  # the store is still usable
     assert (await store.get_run("run1")).jobs[0].state == "succeeded"
 
 
-async def test_a_failure_in_the_middle_of_starting_a_run_leaves_no_run(store, data_dir):
-    break_state_inserts(data_dir)
-    with pytest.raises(sqlite3.DatabaseError):
+async def test_a_failure_in_the_middle_of_starting_a_run_leaves_no_run(store):
+    break_state_inserts(store)
+    with pytest.raises(STORE_ERRORS):
         await store.start_run("run1", FOX, [("kie", "flux-kontext-pro")])
     assert await store.get_run("run1") is None and await store.list_runs() == []
-    with sqlite3.connect(data_dir / "history.sqlite3") as db:
-        assert db.execute("SELECT COUNT(*) FROM jobs").fetchone() == (0,)
+    assert raw_sql(store, "SELECT COUNT(*) FROM jobs") == [(0,)]
 
 
 async def test_writes_from_many_tasks_at_once_all_land(store):
@@ -337,7 +375,8 @@ async def test_writes_from_many_tasks_at_once_all_land(store):
     assert (await store.get_run("run1")).outcome == "succeeded"
 
 
-async def test_the_store_never_runs_on_the_event_loops_thread(store):
+async def test_the_store_never_runs_on_the_event_loops_thread(sqlite_store):
+    store = sqlite_store
     loop_thread = threading.get_ident()
     seen: list[int] = []
     original = store._runs
@@ -417,7 +456,7 @@ async def test_a_version_1_history_is_migrated_to_the_current_version_without_lo
     assert (await store.request_of("old1")).prompt == "old owl"
 
 
-def test_a_new_history_is_created_at_the_current_version_in_wal_mode(store, data_dir):
+def test_a_new_history_is_created_at_the_current_version_in_wal_mode(sqlite_store, data_dir):
     with sqlite3.connect(data_dir / "history.sqlite3") as db:
         assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
@@ -434,15 +473,15 @@ def test_a_history_written_by_a_newer_playground_is_refused_untouched(data_dir):
 # --- the service writes here -------------------------------------------------------------------------
 
 
-async def test_a_sandbox_run_through_the_service_lands_in_the_history(settings: Settings, data_dir: Path) -> None:
-    store = SqliteHistory.open(data_dir)
+async def test_a_sandbox_run_through_the_service_lands_in_the_history(settings: Settings, open_store) -> None:
+    store = open_store()
     service = GenerationService(settings, history=store)
     try:
         events = [e async for e in service.run(service.plan(FOX, [("kie", "flux-kontext-pro")]))]
     finally:
         await service.aclose()
     run, kept = await store.get_run(events[-1].run_id), events[-1].result
-    store.close()
+    await store.aclose()
     assert run is not None and run.outcome == "succeeded" and run.prompt == FOX.prompt
     (job,) = run.jobs
     assert kept is not None and job.result_path == kept.path and Path(kept.path).is_file()
@@ -453,34 +492,34 @@ async def test_a_sandbox_run_through_the_service_lands_in_the_history(settings: 
 # --- the CLI -----------------------------------------------------------------------------------------
 
 
-async def cli(argv: list[str], data_dir: Path) -> tuple[int, str, str]:
+async def cli(argv: list[str], settings: Settings) -> tuple[int, str, str]:
     root = argparse.ArgumentParser()
     add_history_commands(root.add_subparsers(dest="command", required=True))
     out, err = io.StringIO(), io.StringIO()
-    code = await run_history_command(root.parse_args(argv), Settings(data_dir=data_dir), out=out, err=err)
+    code = await run_history_command(root.parse_args(argv), settings, out=out, err=err)
     return code, out.getvalue(), err.getvalue()
 
 
-async def test_history_lists_runs_newest_first_with_each_job_state(seeded, data_dir):
-    code, out, _ = await cli(["history"], data_dir)
+async def test_history_lists_runs_newest_first_with_each_job_state(seeded, store_settings):
+    code, out, _ = await cli(["history"], store_settings)
     assert code == 0
     heads = [line.split()[3] for line in out.splitlines() if not line.startswith(" ")]
     assert heads == ["d", "c", "b", "a"]
     assert "fal max failed, kie pro succeeded; $0.025" in out
 
 
-async def test_history_json_applies_the_filters(seeded, data_dir):
-    code, out, _ = await cli(["history", "--provider", "kie", "--outcome", "mixed", "--json"], data_dir)
+async def test_history_json_applies_the_filters(seeded, store_settings):
+    code, out, _ = await cli(["history", "--provider", "kie", "--outcome", "mixed", "--json"], store_settings)
     assert code == 0
     assert [run["run_id"] for run in json.loads(out)] == ["c"]
 
 
-async def test_history_says_so_when_no_run_matches(seeded, data_dir):
-    assert (await cli(["history", "--query", "wolf"], data_dir))[1] == "No run matches these filters.\n"
+async def test_history_says_so_when_no_run_matches(seeded, store_settings):
+    assert (await cli(["history", "--query", "wolf"], store_settings))[1] == "No run matches these filters.\n"
 
 
-async def test_history_show_prints_the_request_jobs_errors_and_state_changes(seeded, data_dir):
-    code, out, _ = await cli(["history", "show", "c"], data_dir)
+async def test_history_show_prints_the_request_jobs_errors_and_state_changes(seeded, store_settings):
+    code, out, _ = await cli(["history", "show", "c"], store_settings)
     assert code == 0
     assert "run c: generate, mixed" in out and "prompt: 100% cotton shirt" in out
     assert "- kie flux-kontext-pro: succeeded, task c-kie, 12.5 s, $0.025 (kie pricing page)" in out
@@ -491,8 +530,8 @@ async def test_history_show_prints_the_request_jobs_errors_and_state_changes(see
 
 
 @pytest.mark.parametrize("argv", [["history", "show", "c", "--json"], ["history", "--json", "show", "c"]])
-async def test_history_show_json_is_the_whole_run(seeded, data_dir, argv):
-    code, out, _ = await cli(argv, data_dir)
+async def test_history_show_json_is_the_whole_run(seeded, store_settings, argv):
+    code, out, _ = await cli(argv, store_settings)
     run = json.loads(out)
     assert code == 0 and run["run_id"] == "c" and run["outcome"] == "mixed"
     assert [[c["state"] for c in job["changes"]] for job in run["jobs"]] == [
@@ -501,17 +540,16 @@ async def test_history_show_json_is_the_whole_run(seeded, data_dir, argv):
     ]
 
 
-async def test_history_show_of_an_unknown_run_exits_2_with_one_sentence(store, data_dir):
-    code, out, err = await cli(["history", "show", "nope"], data_dir)
+async def test_history_show_of_an_unknown_run_exits_2_with_one_sentence(store, store_settings):
+    code, out, err = await cli(["history", "show", "nope"], store_settings)
     assert code == 2 and out == ""
     assert err.startswith("error: run nope is not in the history") and len(err.strip().splitlines()) == 1
 
 
-async def test_runs_can_be_listed_for_one_owner_only(tmp_path):
-    from playground.history import SqliteHistory as Store
+async def test_runs_can_be_listed_for_one_owner_only(open_store):
     from playground.models import GenerationRequest as Request
 
-    store = Store.open(tmp_path)
+    store = open_store()
     await store.start_run(
         "mine", Request(prompt="my fox"), [("kie", "flux-kontext-pro")], kind="generate", owner="browser-a"
     )
@@ -520,4 +558,4 @@ async def test_runs_can_be_listed_for_one_owner_only(tmp_path):
     )
     assert [r.run_id for r in await store.list_runs(owner="browser-a")] == ["mine"]
     assert {r.run_id for r in await store.list_runs()} == {"mine", "theirs"}
-    store.close()
+    await store.aclose()

@@ -1,4 +1,7 @@
-"""The generation service end to end against the sandbox: fan-out, faults, deadline, resume."""
+"""The generation service end to end against the sandbox: fan-out, faults, deadline, resume.
+
+The resume tests that keep a history run on SQLite and on PostgreSQL (``open_store``).
+"""
 
 from __future__ import annotations
 
@@ -169,12 +172,12 @@ class Crashing:
         return getattr(self.store, name)
 
 
-async def test_after_a_crash_unfinished_jobs_are_resumed_from_history_and_never_resubmitted(settings, sandbox):
-    from playground.history import SqliteHistory
-
+async def test_after_a_crash_unfinished_jobs_are_resumed_from_history_and_never_resubmitted(
+    settings, sandbox, open_store
+):
     sandbox.state.job_seconds = 0.8
     targets = [("kie", "flux-kontext-pro"), ("fluxapi", "flux-kontext-pro"), ("runapi", "flux-kontext-max")]
-    store = SqliteHistory.open(settings.data_dir)
+    store = open_store()
     history = Crashing(store)
     first = GenerationService(settings, history=history)
     events = first.run(first.plan(FOX, targets))
@@ -199,11 +202,11 @@ async def test_after_a_crash_unfinished_jobs_are_resumed_from_history_and_never_
     await store.aclose()
 
 
-async def test_a_stopped_run_is_kept_as_stopped_with_its_task_ids_and_is_not_resumed_at_start(settings, sandbox):
-    from playground.history import SqliteHistory
-
+async def test_a_stopped_run_is_kept_as_stopped_with_its_task_ids_and_is_not_resumed_at_start(
+    settings, sandbox, open_store
+):
     sandbox.state.job_seconds = 5
-    store = SqliteHistory.open(settings.data_dir)
+    store = open_store()
     service = GenerationService(settings, history=store)
     events = service.run(service.plan(FOX, [("kie", "flux-kontext-pro"), ("fluxapi", "flux-kontext-pro")]))
     submitted = set()
@@ -222,12 +225,10 @@ async def test_a_stopped_run_is_kept_as_stopped_with_its_task_ids_and_is_not_res
     await store.aclose()
 
 
-async def test_a_create_on_its_way_when_the_run_is_stopped_still_keeps_its_task_id(settings, sandbox):
+async def test_a_create_on_its_way_when_the_run_is_stopped_still_keeps_its_task_id(settings, sandbox, open_store):
     import asyncio
 
-    from playground.history import SqliteHistory
-
-    store = SqliteHistory.open(settings.data_dir)
+    store = open_store()
     service = GenerationService(settings, history=store)
     events = service.run(service.plan(FOX, [("kie", "flux-kontext-pro")]))
     assert (await anext(events)).state == "queued"  # the create is being sent now
@@ -241,10 +242,8 @@ async def test_a_create_on_its_way_when_the_run_is_stopped_still_keeps_its_task_
     await store.aclose()
 
 
-async def test_jobs_that_never_got_a_task_id_are_marked_failed_at_start(settings):
-    from playground.history import SqliteHistory
-
-    store = SqliteHistory.open(settings.data_dir)
+async def test_jobs_that_never_got_a_task_id_are_marked_failed_at_start(settings, open_store):
+    store = open_store()
     await store.start_run("r1", FOX, [("kie", "flux-kontext-pro")], kind="generate")
     service = GenerationService(settings, history=store)
     assert await service.resume_unfinished() == 0

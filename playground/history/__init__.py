@@ -1,7 +1,7 @@
 """The history: the interface every store implements, the records it returns, and how to open one.
 
 The service, the CLI and the UI use only ``History``; ``SqliteHistory`` (one file under the data dir) is
-the default store.
+the default store, ``PostgresHistory`` the one several replicas share (PLAYGROUND_DATABASE_URL).
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from playground.history.postgres import PostgresHistory
 from playground.history.records import OUTCOMES, JobRecord, Outcome, RunRecord, RunSummary, StateChange
 from playground.history.sqlite import DB_NAME, INPUTS_DIR, SqliteHistory
 from playground.models import GenerationRequest, JobEvent, JobResult
+from playground.settings import Settings
 
 
 class History(Protocol):
@@ -45,8 +47,13 @@ class History(Protocol):
         owner: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        after: str | None = None,
     ) -> list[RunSummary]:
-        """Runs newest first, filtered; ``owner`` narrows to one browser's runs."""
+        """Runs newest first, filtered; ``owner`` narrows to one browser's runs.
+
+        ``after``: the ``cursor`` of the last run of the previous page (keyset paging, fast at any depth).
+        A negative ``limit`` lists every match.
+        """
         ...
 
     async def get_run(self, run_id: str) -> RunRecord | None:
@@ -87,11 +94,19 @@ def open_history(data_dir: Path | str) -> SqliteHistory:
     return SqliteHistory.open(data_dir)
 
 
+def open_store(settings: Settings, **options: object) -> SqliteHistory | PostgresHistory:
+    """The store the settings name: PostgreSQL at PLAYGROUND_DATABASE_URL, else SQLite in the data dir."""
+    if settings.database_url:
+        return PostgresHistory.open(settings.database_url, settings.data_dir, **options)
+    return SqliteHistory.open(settings.data_dir)
+
+
 __all__ = [
     "DB_NAME",
     "INPUTS_DIR",
     "OUTCOMES",
     "History",
+    "PostgresHistory",
     "JobRecord",
     "Outcome",
     "RunRecord",
@@ -99,4 +114,5 @@ __all__ = [
     "SqliteHistory",
     "StateChange",
     "open_history",
+    "open_store",
 ]

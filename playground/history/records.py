@@ -78,6 +78,7 @@ class RunSummary(BaseModel):
     outcome: Outcome
     job_states: tuple[tuple[str, str, JobState], ...]  # (provider, model, state), sorted
     cost_usd: float | None = None
+    cursor: str | None = None  # opaque: list_runs(after=cursor) continues the list after this run
 
 
 class RunRecord(RunSummary):

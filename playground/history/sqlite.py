@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from playground.errors import ConfigError, InvalidInputError
-from playground.history.records import OUTCOMES, JobRecord, RunRecord, RunSummary, StateChange
+from playground.history import queries
+from playground.history.queries import TERMINAL_SQL
+from playground.history.records import JobRecord, RunRecord, RunSummary, StateChange
 from playground.history.sqlite_schema import (
     DURATIONS_SQL,
     FINISHED_JOBS_SQL,
     MIGRATIONS,
-    RUNS_SQL,
     SCHEMA_VERSION,
-    TERMINAL_SQL,
     UPSERT_JOB_SQL,
 )
 from playground.images import EXTENSIONS
@@ -42,6 +42,7 @@ from playground.models import GenerationRequest, InputImage, JobEvent, JobResult
 DB_NAME = "history.sqlite3"
 INPUTS_DIR = "inputs"
 BUSY_TIMEOUT_MS = 5_000  # another process writing: wait this long for the lock, then fail
+UPDATE_SUMMARY_SQL = queries.summary_sql(queries.SQLITE)
 Clock = Callable[[], datetime]
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -160,11 +161,11 @@ class SqliteHistory:
         request_json = json.dumps(self._request_data(request))
         with self._write() as db:
             db.execute(
-                """INSERT INTO runs (run_id, created_at, kind, prompt, request_json, targets_json, owner)
-                VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET kind = excluded.kind,
-                prompt = excluded.prompt, request_json = excluded.request_json, targets_json = excluded.targets_json,
-                owner = excluded.owner""",
-                (run_id, at, kind, request.prompt, request_json, json.dumps([list(t) for t in targets]), owner),
+                """INSERT INTO runs (run_id, created_at, kind, prompt, prompt_folded, request_json, targets_json, owner)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET kind = excluded.kind,
+                prompt = excluded.prompt, prompt_folded = excluded.prompt_folded, request_json = excluded.request_json,
+                targets_json = excluded.targets_json, owner = excluded.owner""",
+                (run_id, at, kind, request.prompt, request.prompt.casefold(), request_json, _targets(targets), owner),
             )
             db.executemany(
                 """INSERT INTO jobs (run_id, provider, model, state, created_at, updated_at)
@@ -176,6 +177,7 @@ class SqliteHistory:
                 WHERE run_id = ? AND NOT EXISTS (SELECT 1 FROM job_states s WHERE s.job_id = j.id)""",
                 (at, run_id),
             )
+            db.execute(UPDATE_SUMMARY_SQL, {"run_id": run_id})
 
     @in_worker
     def record(self, event: JobEvent, *, at: datetime | None = None) -> None:
@@ -195,12 +197,13 @@ class SqliteHistory:
             ).fetchone()
             if before is not None and before[0] == event.state and event.is_terminal:
                 return
-            job_id = db.execute(UPSERT_JOB_SQL, _job_params(event, stamp)).fetchone()[0]
+            job_id = db.execute(UPSERT_JOB_SQL, queries.job_params(event, stamp)).fetchone()[0]
             if before is None or before[0] != event.state:
                 db.execute(
                     "INSERT INTO job_states (job_id, state, at, elapsed_s, message) VALUES (?, ?, ?, ?, ?)",
                     (job_id, event.state, stamp, event.elapsed_s, event.message),
                 )
+                db.execute(UPDATE_SUMMARY_SQL, {"run_id": event.run_id})
 
     @in_worker
     def list_runs(
@@ -213,33 +216,29 @@ class SqliteHistory:
         owner: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        after: str | None = None,
     ) -> list[RunSummary]:
-        """Runs newest first; ``query`` is a case-insensitive substring of the prompt; ``owner`` narrows to one."""
-        if outcome is not None and outcome not in OUTCOMES:
-            raise ValueError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
-        rows = self._runs(
-            query=query.casefold() if query else None,
-            provider=provider,
-            model=model,
-            outcome=outcome,
-            owner=owner,
-            limit=limit,
-            offset=offset,
-        )
-        return [_summary(row) for row in rows]
+        """Runs newest first; ``query`` is a case-insensitive substring of the prompt; ``owner`` narrows to one.
+
+        ``after`` is the ``cursor`` of the last run of a page: the next page starts after it (fast at any depth).
+        """
+        queries.check_outcome(outcome)
+        filters = dict(query=query, provider=provider, model=model, outcome=outcome, owner=owner, after=after)
+        return self._runs(**filters, limit=limit, offset=offset)
 
     @in_worker
     def get_run(self, run_id: str) -> RunRecord | None:
         """One run with its jobs and their state changes, or None if it is not in the history."""
         with self._lock:
-            rows = self._runs(run_id=run_id)
-            if not rows:
+            row = self._db.execute("SELECT r.*, r.rowid AS seq FROM runs r WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
                 return None
-            row, jobs = rows[0], self._jobs("j.run_id = ?", (run_id,))
+            jobs = self._jobs("j.run_id = ?", (run_id,))
         request = json.loads(row["request_json"]) if row["request_json"] else None
         stored = (request or {}).get("image") or {}
+        (summary,) = queries.summaries([row])
         return RunRecord(
-            **dict(_summary(row)),
+            **dict(summary),
             request=request,
             targets=tuple(tuple(t) for t in json.loads(row["targets_json"])),
             input_path=self.data_dir / stored["path"] if stored.get("path") else None,
@@ -257,8 +256,10 @@ class SqliteHistory:
         """Fail jobs that never got a task id (the process died first); returns how many. Run at start."""
         stamp = _iso(self._clock())
         with self._write() as db:
-            rows = db.execute(f"SELECT id FROM jobs WHERE task_id IS NULL AND state NOT IN {TERMINAL_SQL}").fetchall()
-            for (job_id,) in rows:
+            rows = db.execute(
+                f"SELECT id, run_id FROM jobs WHERE task_id IS NULL AND state NOT IN {TERMINAL_SQL}"
+            ).fetchall()
+            for job_id, run_id in rows:
                 db.execute(
                     "UPDATE jobs SET state = 'failed', error = ?, error_kind = 'abandoned', updated_at = ?"
                     " WHERE id = ?",
@@ -268,6 +269,7 @@ class SqliteHistory:
                     "INSERT INTO job_states (job_id, state, at, message) VALUES (?, 'failed', ?, ?)",
                     (job_id, stamp, reason),
                 )
+                db.execute(UPDATE_SUMMARY_SQL, {"run_id": run_id})
         return len(rows)
 
     @in_worker
@@ -281,7 +283,7 @@ class SqliteHistory:
         """The most recent successful results of one (provider, model), newest first (to learn its timing)."""
         with self._lock:
             rows = self._db.execute(DURATIONS_SQL, (provider, model, limit)).fetchall()
-        return [result for (raw,) in rows if (result := _result(raw, None)) is not None]
+        return [result for (raw,) in rows if (result := queries.result_of(raw, None)) is not None]
 
     @in_worker
     def finished_jobs(self, *, since: datetime | None = None, kind: str | None = None) -> list[JobRecord]:
@@ -307,10 +309,10 @@ class SqliteHistory:
             data["image"] = InputImage(content=copy.read_bytes(), **image)
         return GenerationRequest.model_validate(data)
 
-    def _runs(self, **filters: Any) -> list[sqlite3.Row]:
-        params = dict(run_id=None, query=None, provider=None, model=None, outcome=None, owner=None, limit=-1, offset=0)
+    def _runs(self, **filters: Any) -> list[RunSummary]:
+        sql, params = queries.list_sql(queries.SQLITE, **filters)
         with self._lock:
-            return self._db.execute(RUNS_SQL, params | filters).fetchall()
+            return queries.summaries(self._db.execute(sql, params).fetchall())
 
     def _jobs(self, where: str, params: tuple[Any, ...]) -> list[JobRecord]:
         jobs = self._db.execute(f"SELECT j.* FROM jobs j WHERE {where} ORDER BY j.id", params).fetchall()
@@ -343,32 +345,6 @@ class SqliteHistory:
         return path
 
 
-def _job_params(event: JobEvent, at: str) -> dict[str, Any]:
-    result = event.result
-    terminal_latency = event.elapsed_s if event.is_terminal else None
-    return {
-        "run_id": event.run_id,
-        "provider": event.provider,
-        "model": event.model,
-        "task_id": event.task_id,
-        "state": event.state,
-        "at": at,
-        "latency_s": result.latency_s if result else terminal_latency,
-        "cost_usd": result.cost_usd if result else None,
-        "cost_source": result.cost_source if result else None,
-        "error": event.error,
-        "error_code": event.code,
-        "error_kind": event.kind,
-        "result_url": result.image_url if result else None,
-        "result_path": result.path if result else None,
-        "sent": event.sent.model_dump_json() if event.sent else None,
-        "result_sent": result.sent.model_dump_json() if result else None,
-        "notes": json.dumps(list(event.notes)),
-        "urls": json.dumps(event.urls, sort_keys=True),
-        "result": result.model_dump_json(exclude={"sent"}) if result else None,
-    }
-
-
 def _job(row: sqlite3.Row, changes: list[StateChange]) -> JobRecord:
     sent = WireRequest.model_validate_json(row["sent_json"]) if row["sent_json"] else None
     return JobRecord(
@@ -377,25 +353,9 @@ def _job(row: sqlite3.Row, changes: list[StateChange]) -> JobRecord:
         notes=tuple(json.loads(row["notes_json"])),
         urls=json.loads(row["urls_json"]),
         changes=tuple(changes),
-        result=_result(row["result_json"], sent),
+        result=queries.result_of(row["result_json"], sent),
     )
 
 
-def _result(raw: str | None, sent: WireRequest | None) -> JobResult | None:
-    if not raw:
-        return None
-    data = json.loads(raw)
-    return JobResult.model_validate({**data, "sent": sent or WireRequest(method="GET", url="(not recorded)")})
-
-
-def _summary(row: sqlite3.Row) -> RunSummary:
-    jobs = sorted(tuple(part.split(" ")) for part in (row["job_states"] or "").split(",") if part)
-    return RunSummary(
-        run_id=row["run_id"],
-        created_at=row["created_at"],
-        kind=row["kind"],
-        prompt=row["prompt"],
-        outcome=row["outcome"],
-        job_states=tuple(jobs),
-        cost_usd=row["cost_usd"],
-    )
+def _targets(targets: Sequence[tuple[str, str]]) -> str:
+    return json.dumps([list(t) for t in targets])

@@ -6,6 +6,8 @@ import json
 import sqlite3
 from collections.abc import Callable
 
+from playground.history.queries import SQLITE, summary_sql
+
 
 def v1_tables(db: sqlite3.Connection) -> None:
     db.execute("""CREATE TABLE runs (run_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, kind TEXT NOT NULL,
@@ -39,35 +41,41 @@ def v3_owner(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX runs_by_owner ON runs (owner)")
 
 
-def v4_measurements(db: sqlite3.Connection) -> None:
+def v4_fast_list(db: sqlite3.Connection) -> None:
+    """The list stays fast as the history grows: each run keeps what the list shows of it (outcome, its jobs'
+    states, their cost) and its case-folded prompt, and the list's filters walk indexes newest first (queries.py)."""
+    db.execute("ALTER TABLE runs ADD COLUMN prompt_folded TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE runs ADD COLUMN outcome TEXT NOT NULL DEFAULT 'running'")
+    db.execute("ALTER TABLE runs ADD COLUMN job_states TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE runs ADD COLUMN cost_usd REAL")
+    for run_id, prompt in db.execute("SELECT run_id, prompt FROM runs").fetchall():
+        db.execute("UPDATE runs SET prompt_folded = ? WHERE run_id = ?", (prompt.casefold(), run_id))
+        db.execute(summary_sql(SQLITE), {"run_id": run_id})
+    db.execute("DROP INDEX runs_by_time")  # the next index starts with the same column and orders the list too
+    db.execute("CREATE INDEX runs_by_prompt ON runs (created_at, prompt_folded)")  # a search reads it, not the runs
+    db.execute("DROP INDEX runs_by_owner")
+    db.execute("CREATE INDEX runs_by_owner ON runs (owner, created_at)")
+    db.execute("CREATE INDEX runs_by_outcome ON runs (outcome, created_at)")
+    db.execute("CREATE INDEX jobs_by_task ON jobs (provider, task_id)")
+
+
+def v5_measurements(db: sqlite3.Connection) -> None:
     """Jobs keep their whole result (latency interval, breakdown, the provider's own timings, size, format)."""
     db.execute("ALTER TABLE jobs ADD COLUMN result_json TEXT")
     db.execute("CREATE INDEX jobs_by_target ON jobs (provider, model, state)")
 
 
-# Version N is the file after MIGRATIONS[:N]. Append only; never edit a released step.
+# Version N is the file after MIGRATIONS[:N]. Append only; never edit a released step. A change of the schema
+# is a step here and one in postgres_schema.MIGRATIONS (see playground/history/migrations.py).
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     v1_tables,
     v2_search_and_resume,
     v3_owner,
-    v4_measurements,
+    v4_fast_list,
+    v5_measurements,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
-TERMINAL_SQL = "('succeeded', 'failed', 'canceled', 'stopped')"
-OUTCOME_SQL = f"""CASE WHEN COUNT(j.id) = 0 OR SUM(j.state NOT IN {TERMINAL_SQL}) > 0 THEN 'running'
-    WHEN SUM(j.state = 'stopped') > 0 THEN 'stopped'
-    WHEN SUM(j.state = 'succeeded') = COUNT(j.id) THEN 'succeeded'
-    WHEN SUM(j.state = 'succeeded') = 0 THEN 'failed' ELSE 'mixed' END"""
-RUNS_SQL = f"""SELECT * FROM (SELECT r.rowid AS seq, r.*, {OUTCOME_SQL} AS outcome, SUM(j.cost_usd) AS cost_usd,
-        group_concat(j.provider || ' ' || j.model || ' ' || j.state, ',') AS job_states
-    FROM runs r LEFT JOIN jobs j ON j.run_id = r.run_id
-    WHERE (:run_id IS NULL OR r.run_id = :run_id) AND (:query IS NULL OR instr(casefold(r.prompt), :query) > 0)
-      AND (:owner IS NULL OR r.owner = :owner)
-      AND (:provider IS NULL AND :model IS NULL OR EXISTS (SELECT 1 FROM jobs f WHERE f.run_id = r.run_id
-           AND (:provider IS NULL OR f.provider = :provider) AND (:model IS NULL OR f.model = :model)))
-    GROUP BY r.run_id)
-WHERE :outcome IS NULL OR outcome = :outcome ORDER BY created_at DESC, seq DESC LIMIT :limit OFFSET :offset"""
 UPSERT_JOB_SQL = """INSERT INTO jobs (run_id, provider, model, task_id, state, created_at, updated_at, latency_s,
         cost_usd, cost_source, error, error_code, error_kind, result_url, result_path, sent_json, notes_json, urls_json,
         result_json)

@@ -123,7 +123,8 @@ class HistoryHandlers:
             mine = valid_owner(owner)
             if mine is None or all(run.run_id != wanted for run in await store.list_runs(owner=mine, limit=-1)):
                 return None
-        return await store.get_run(wanted)
+        record = await store.get_run(wanted)
+        return await self.service.results_of(record) if record is not None else None  # results as local files
 
     def _renderer(self, timelines: Mapping[PanelKey, str]) -> HistoryRenderer:
         return HistoryRenderer(self.handlers.keys, sandbox=self.options.sandbox, timelines=timelines)

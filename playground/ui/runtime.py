@@ -16,9 +16,11 @@ from starlette.routing import BaseRoute
 
 from playground.errors import ConfigError
 from playground.history import DB_NAME, INPUTS_DIR
+from playground.links import ResultLinks
 from playground.providers import REGISTRY
 from playground.service import GenerationService
 from playground.settings import Settings
+from playground.ui.api import ApiEndpoints, add_endpoints
 from playground.ui.gradio_fixes import apply_gradio_fixes
 from playground.ui.handlers import Handlers, UiOptions
 from playground.ui.layout import ASSETS, CSS, build_ui
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 
 SHARE_KEYS_ENV = "PLAYGROUND_SHARE_SERVER_KEYS"
 AUTH_ENV = "PLAYGROUND_AUTH"
+SPACE_ENV = "SPACE_ID"  # set by Hugging Face on a Space: the page is public, like a share link
 
 
 @dataclass
@@ -37,6 +40,7 @@ class Page:
     demo: gr.Blocks
     handlers: Handlers
     auth: tuple[str, str] | None
+    links: ResultLinks
 
 
 def needs_sandbox(settings: Settings, *, asked: bool) -> bool:
@@ -66,12 +70,16 @@ def build_page(service: GenerationService, *, share: bool, environ: Mapping[str,
     env = os.environ if environ is None else environ
     auth = parse_auth(env)
     settings = service.settings
-    server_keys = may_spend_server_keys(share=share, auth=auth, environ=env)
-    options = UiOptions(sandbox=settings.sandbox, server_keys=server_keys, shared=share)
+    public = share or bool(env.get(SPACE_ENV))
+    server_keys = may_spend_server_keys(share=public, auth=auth, environ=env)
+    options = UiOptions(sandbox=settings.sandbox, server_keys=server_keys, shared=public)
     handlers = Handlers(service, options)
     apply_gradio_fixes()
-    demo = build_ui(handlers, secret=browser_secret(settings.data_dir, env))
-    return Page(demo, handlers, auth)
+    secret = browser_secret(settings.data_dir, env)
+    demo = build_ui(handlers, secret=secret)
+    links = ResultLinks(secret, settings.public_base_url or "http://127.0.0.1")
+    add_endpoints(demo, ApiEndpoints(handlers, links))
+    return Page(demo, handlers, auth, links)
 
 
 def launch(page: Page, *, share: bool = False, **overrides: Any) -> tuple[FastAPI, str, str | None]:

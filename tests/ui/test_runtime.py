@@ -66,3 +66,12 @@ def test_a_shared_page_lists_only_the_providers_a_visitor_brought_a_key_for():
     assert shared.usable({"FAL_KEY": SecretStr("mine")}) == ["fal"]
     assert "does not spend the server's keys" in shared.banner()
     assert Handlers(service, UiOptions(sandbox=False)).usable({}) == ["kie"]
+
+
+def test_a_page_on_a_hugging_face_space_is_public_like_a_share_link(tmp_path):
+    from playground.ui.runtime import build_page
+
+    keyed = Settings(secrets={"KIE_API_KEY": SecretStr("k")}, data_dir=tmp_path)
+    on_space = {"SPACE_ID": "someone/playground", "PLAYGROUND_BROWSER_SECRET": "s"}
+    page = build_page(GenerationService(keyed), share=False, environ=on_space)
+    assert (page.handlers.options.shared, page.handlers.options.server_keys) == (True, False)
