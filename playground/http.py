@@ -1,20 +1,22 @@
-"""The one place that sends requests: timeouts, retries for safe requests only, status -> error."""
+"""The one place that sends requests: timeouts, retries for safe requests only, status -> error.
+
+The transport underneath (aiohttp's pool, error mapping, credentials kept off other origins, guarded
+clients for public addresses only) is playground.transport.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email.utils
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
 
+from playground.addresses import AddressRefusedError
 from playground.errors import (
     ProviderConnectionError,
     ProviderError,
@@ -22,6 +24,7 @@ from playground.errors import (
     UnexpectedResponseError,
     error_for_status,
 )
+from playground.transport import CONNECT_TIMEOUT_S, KEEPALIVE_EXPIRY_S, USER_AGENT, build_client
 
 log = logging.getLogger(__name__)
 
@@ -29,110 +32,11 @@ MAX_RETRIES = 3
 INITIAL_RETRY_DELAY_S = 0.5
 MAX_RETRY_DELAY_S = 8.0
 MAX_RETRY_AFTER_S = 60.0
-CONNECT_TIMEOUT_S = 10.0
-# Expire idle connections before servers usually do (uvicorn: 5 s): a create POST sent on a connection the
-# server is closing fails, and creates are never retried.
-KEEPALIVE_EXPIRY_S = 4.0
-USER_AGENT = "flux-kontext-playground/0.1"
+
+__all__ = ["CONNECT_TIMEOUT_S", "KEEPALIVE_EXPIRY_S", "USER_AGENT", "HttpClient", "build_client"]
 
 Sleep = Callable[[float], Awaitable[None]]
 Check = Callable[[httpx.Response], None]
-
-# aiohttp error -> the httpx error httpcore raises for the same event; first match wins. httpx-aiohttp 0.2.0 maps
-# every ClientConnectionError (refused, DNS, reset, "server disconnected") to ConnectTimeout, which would make a
-# create dropped after it was sent read "nothing was sent", and lets a malformed answer escape as an aiohttp error.
-AIOHTTP_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
-    (aiohttp.ClientProxyConnectionError, httpx.ProxyError),
-    (aiohttp.ClientHttpProxyError, httpx.ProxyError),
-    (aiohttp.ClientConnectorError, httpx.ConnectError),  # refused, DNS, TLS handshake: nothing was sent
-    (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
-    (aiohttp.SocketTimeoutError, httpx.ReadTimeout),
-    (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
-    (aiohttp.ClientPayloadError, httpx.RemoteProtocolError),
-    (aiohttp.ClientResponseError, httpx.RemoteProtocolError),
-    (aiohttp.InvalidURL, httpx.UnsupportedProtocol),
-    (aiohttp.NonHttpUrlClientError, httpx.UnsupportedProtocol),
-    (aiohttp.ClientError, httpx.ReadError),  # reset by peer, broken pipe
-)
-
-
-def build_client(timeout_s: float, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """An AsyncClient with our timeouts over aiohttp's connection pool; ``transport`` is the test seam."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S),
-        transport=AiohttpPoolTransport() if transport is None else transport,
-        follow_redirects=True,
-        headers={"user-agent": USER_AGENT},
-    )
-
-
-class AiohttpPoolTransport(AiohttpTransport):
-    """httpx-aiohttp's transport with our pool rules and httpcore's error classes.
-
-    httpcore's pool spends O(connections) per request event, which dominates CPU at ~1,000 concurrent jobs.
-    """
-
-    def __init__(self, keepalive_expiry_s: float = KEEPALIVE_EXPIRY_S) -> None:
-        super().__init__(limits=httpx.Limits(max_connections=None, keepalive_expiry=keepalive_expiry_s))
-
-    def get_client(self) -> aiohttp.ClientSession:
-        # limit=0: no cap, as httpx had (httpx-aiohttp turns max_connections=None into aiohttp's cap of 100).
-        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=self.limits.keepalive_expiry, ssl=self.ssl_context)
-        # httpx keeps the cookies; aiohttp's jar would resend cookies httpx no longer has.
-        session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
-        # aiohttp silently resends an idempotent request once on a dropped connection; retries are ours to decide.
-        session._retry_connection = False
-        return session
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        with _as_httpx_errors():
-            deadline = _send_deadline_s(request)
-            try:
-                async with asyncio.timeout(deadline) as scope:
-                    response = await super().handle_async_request(request)
-            except TimeoutError:
-                if not scope.expired():
-                    raise
-                raise httpx.WriteTimeout(f"the request was not sent within {deadline:g} s") from None
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _MappedStream(response.stream)
-        return response
-
-
-def _send_deadline_s(request: httpx.Request) -> float | None:
-    """aiohttp has no write timeout: bound connect + upload + first byte by the sum of httpx's pool, write, read."""
-    timeout = request.extensions.get("timeout", {})
-    parts = [timeout.get("pool"), timeout.get("write"), timeout.get("read")]
-    return None if None in parts else sum(parts)
-
-
-class _MappedStream(httpx.AsyncByteStream):
-    """A response body whose aiohttp errors arrive as httpx errors (see AIOHTTP_ERRORS)."""
-
-    def __init__(self, stream: httpx.AsyncByteStream) -> None:
-        self._stream = stream
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _as_httpx_errors():
-            async for chunk in self._stream:
-                yield chunk
-
-    async def aclose(self) -> None:
-        with _as_httpx_errors():
-            await self._stream.aclose()
-
-
-@contextlib.contextmanager
-def _as_httpx_errors() -> Iterator[None]:
-    """Re-raise an aiohttp error (raw, or as httpx-aiohttp mapped it) as the httpx error in AIOHTTP_ERRORS."""
-    try:
-        yield
-    except (httpx.TransportError, aiohttp.ClientError) as exc:
-        cause = exc.__cause__ if isinstance(exc, httpx.TransportError) else exc
-        for source, target in AIOHTTP_ERRORS:
-            if isinstance(cause, source):
-                raise target(str(cause) or type(cause).__name__) from cause
-        raise
 
 
 class HttpClient:
@@ -159,12 +63,17 @@ class HttpClient:
         """Send a request that may start a paid job: exactly once, whatever happens."""
         return await self._send_once(method, url, check, creating=True, **kw)
 
-    async def fetch(self, method: str, url: str, *, check: Check | None = None, **kw: Any) -> httpx.Response:
-        """Send a request that is safe to repeat (status, result, download), retrying transient errors."""
+    async def fetch(
+        self, method: str, url: str, *, check: Check | None = None, max_bytes: int | None = None, **kw: Any
+    ) -> httpx.Response:
+        """Send a request that is safe to repeat (status, result, download), retrying transient errors.
+
+        ``max_bytes``: read the body as it streams and refuse it once it passes this size (a download).
+        """
         attempt = 0
         while True:
             try:
-                return await self._send_once(method, url, check, creating=False, **kw)
+                return await self._send_once(method, url, check, creating=False, max_bytes=max_bytes, **kw)
             except ProviderError as exc:
                 if not exc.is_retryable or attempt >= self._max_retries:
                     raise
@@ -174,15 +83,15 @@ class HttpClient:
                 await self._sleep(delay)
 
     async def _send_once(
-        self, method: str, url: str, check: Check | None, *, creating: bool, **kw: Any
+        self, method: str, url: str, check: Check | None, *, creating: bool, max_bytes: int | None = None, **kw: Any
     ) -> httpx.Response:
         try:
-            response = await self.client.request(method, url, **kw)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # no connection: nothing was sent
-            raise ProviderConnectionError(
-                f"{self.label} could not be reached at {_origin(url)} ({type(exc).__name__}); nothing was sent.",
-                provider=self.provider,
-            ) from exc
+            if max_bytes is None:
+                response = await self.client.request(method, url, **kw)
+            else:
+                response = await self._capped(method, url, max_bytes, **kw)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError, AddressRefusedError) as exc:
+            raise self._not_sent(url, exc) from exc  # no connection (or the proxy refused it): nothing was sent
         except httpx.TimeoutException as exc:
             raise ProviderTimeoutError(
                 self._no_answer("did not answer in time", creating), provider=self.provider
@@ -196,6 +105,39 @@ class HttpClient:
         if check is not None:
             check(response)
         return response
+
+    async def _capped(self, method: str, url: str, max_bytes: int, **kw: Any) -> httpx.Response:
+        """The response with its body read while it streams, never more than ``max_bytes`` (+ one chunk)."""
+        async with self.client.stream(method, url, **kw) as response:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise self._too_large(url, max_bytes)
+            chunks, size = [], 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise self._too_large(url, max_bytes)
+                chunks.append(chunk)
+        headers = {k: v for k, v in response.headers.items() if k not in ("content-encoding", "content-length")}
+        return httpx.Response(response.status_code, headers=headers, content=b"".join(chunks), request=response.request)
+
+    def _too_large(self, url: str, max_bytes: int) -> ProviderError:
+        return UnexpectedResponseError(
+            f"{self.label} sent more than {max_bytes // 1_000_000} MB from {_origin(url)}; it was not kept.",
+            provider=self.provider,
+        )
+
+    def _not_sent(self, url: str, exc: BaseException) -> ProviderError:
+        if refused_address(exc):
+            return ProviderError(
+                f"{self.label} at {_origin(url)} is not on a public address, so the playground does not connect to it.",
+                provider=self.provider,
+                code="address_refused",
+            )
+        return ProviderConnectionError(
+            f"{self.label} could not be reached at {_origin(url)} ({type(exc).__name__}); nothing was sent.",
+            provider=self.provider,
+        )
 
     def _no_answer(self, what: str, creating: bool) -> str:
         sentence = f"{self.label} {what}."
@@ -227,6 +169,16 @@ class HttpClient:
                 provider=self.provider,
             )
         return body
+
+
+def refused_address(exc: BaseException | None) -> bool:
+    """Whether a connection error comes from the address guard (playground.addresses), at any depth."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, AddressRefusedError):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__ or getattr(exc, "os_error", None), seen + 1
+    return False
 
 
 def _origin(url: str) -> str:

@@ -17,6 +17,8 @@ from playground.ui.handlers import Handlers
 from playground.ui.history_handlers import HistoryHandlers
 from playground.ui.history_tab import build_history_tab, wire_history
 from playground.ui.panels import HEAD_SLOTS, PANEL_SLOTS, PanelUI, TabKind, build_panel
+from playground.ui.sealed import SealedBrowserState
+from playground.vault import Vault
 
 ASSETS = Path(__file__).parent / "assets"
 EXAMPLE_IMAGE = ASSETS / "example-input.png"
@@ -92,8 +94,9 @@ def build_ui(handlers: Handlers, *, secret: str) -> gr.Blocks:
     with gr.Blocks(title="FLUX.1 Kontext playground", analytics_enabled=False) as demo:
         gr.Markdown(TITLE)
         banner = gr.Markdown(handlers.banner(), elem_id="banner")
-        keys_state = gr.BrowserState(empty_keys(), storage_key=STORAGE_KEY, secret=secret)
-        owner_state = gr.BrowserState("", storage_key=OWNER_STORAGE_KEY, secret=secret)  # set on load
+        vault = Vault(secret)  # the keys the browser keeps are sealed: the page never holds what opens them
+        keys_state = SealedBrowserState(empty_keys(), vault=vault, storage_key=STORAGE_KEY)
+        owner_state = gr.BrowserState("", storage_key=OWNER_STORAGE_KEY, secret=vault.storage_secret)  # set on load
         key_boxes, keys_status, save, forget = _keys_section(handlers)
         with gr.Tabs():
             with gr.Tab("Text to image", id="text"):
