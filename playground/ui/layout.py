@@ -17,7 +17,7 @@ from playground.ui.handlers import Handlers
 from playground.ui.history_handlers import HistoryHandlers
 from playground.ui.history_tab import build_history_tab, wire_history
 from playground.ui.panels import HEAD_SLOTS, PANEL_SLOTS, PanelUI, TabKind, build_panel
-from playground.ui.sealed import SealedBrowserState
+from playground.ui.sealed import sealed_browser_state
 from playground.vault import Vault
 
 ASSETS = Path(__file__).parent / "assets"
@@ -95,7 +95,7 @@ def build_ui(handlers: Handlers, *, secret: str) -> gr.Blocks:
         gr.Markdown(TITLE)
         banner = gr.Markdown(handlers.banner(), elem_id="banner")
         vault = Vault(secret)  # the keys the browser keeps are sealed: the page never holds what opens them
-        keys_state = SealedBrowserState(empty_keys(), vault=vault, storage_key=STORAGE_KEY)
+        keys_state = sealed_browser_state(empty_keys(), vault=vault, storage_key=STORAGE_KEY)
         owner_state = gr.BrowserState("", storage_key=OWNER_STORAGE_KEY, secret=vault.storage_secret)  # set on load
         key_boxes, keys_status, save, forget = _keys_section(handlers)
         with gr.Tabs():

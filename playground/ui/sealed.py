@@ -1,4 +1,8 @@
-"""A BrowserState whose value the browser cannot read: sealed by the server on the way out, opened on the way in."""
+"""A BrowserState whose value the browser cannot read: sealed by the server on the way out, opened on the way in.
+
+Built by wrapping one BrowserState's preprocess/postprocess rather than by subclassing: Gradio writes a
+.pyi stub next to the source of every Component subclass it sees, and its frontend is looked up by class name.
+"""
 
 from __future__ import annotations
 
@@ -9,25 +13,25 @@ import gradio as gr
 from playground.vault import Vault
 
 
-class SealedBrowserState(gr.BrowserState):
-    """Gradio's BrowserState, holding only what ``vault`` sealed. Handlers see the plain value.
+def sealed_browser_state(default_value: Any, *, vault: Vault, storage_key: str) -> gr.BrowserState:
+    """A BrowserState holding only what ``vault`` sealed; handlers see the plain value.
 
     A plain value coming in (an API client sending its own keys) is taken as it is; a sealed one that does not
     open (another server's, an old secret's, a tampered one) counts as nothing stored.
     """
+    state = gr.BrowserState(default_value, storage_key=storage_key, secret=vault.storage_secret)
+    plain_in, plain_out = state.preprocess, state.postprocess
 
-    is_template = True  # Gradio's mark for a subclass that reuses its parent's frontend (BrowserState's)
-
-    def __init__(self, default_value: Any, *, vault: Vault, storage_key: str) -> None:
-        self._vault = vault  # before Gradio's constructor, which already postprocesses
-        super().__init__(default_value, storage_key=storage_key, secret=vault.storage_secret)
-
-    def preprocess(self, payload: Any) -> Any:
+    def preprocess(payload: Any) -> Any:
         if isinstance(payload, str):
-            opened = self._vault.open(payload)
-            return self.default_value if opened is None else opened
-        return super().preprocess(payload)
+            opened = vault.open(payload)
+            return state.default_value if opened is None else opened
+        return plain_in(payload)
 
-    def postprocess(self, value: Any) -> Any:
-        plain = super().postprocess(value)
-        return None if plain is None else self._vault.seal(plain)
+    def postprocess(value: Any) -> Any:
+        plain = plain_out(value)
+        return None if plain is None else vault.seal(plain)
+
+    state.preprocess = preprocess  # type: ignore[method-assign]
+    state.postprocess = postprocess  # type: ignore[method-assign]
+    return state
