@@ -10,6 +10,9 @@ import sys
 from dotenv import load_dotenv
 
 from playground.composition import build_service, set_public_address, start_sandbox
+from playground.errors import PlaygroundError
+from playground.history import open_history
+from playground.redact import install_log_redaction, redact_everywhere
 from playground.settings import Settings
 from playground.ui import runtime
 from playground.webhooks import routes
@@ -24,11 +27,23 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    install_log_redaction()
+    try:
+        serve(args)
+    except PlaygroundError as exc:  # bad settings, an unusable store: one sentence, no traceback
+        print(f"error: {redact_everywhere(str(exc))}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+def serve(args: argparse.Namespace) -> None:
     settings = Settings.from_env()
+    history = open_history(settings.data_dir)  # first: an unusable store is said before anything starts
+    sandbox = None
     if runtime.needs_sandbox(settings, asked=args.sandbox):
-        settings, _sandbox = start_sandbox(settings, os.environ)
+        exposed = runtime.is_exposed(share=args.share, environ=os.environ)
+        settings, sandbox = start_sandbox(settings, os.environ, exposed=exposed)
         print("No real provider is called: the playground runs on the local sandbox.", flush=True)
-    service = build_service(settings, host_inputs=settings.sandbox)
+    service = build_service(settings, host_inputs=settings.sandbox, history=history)
     page = runtime.build_page(service, share=args.share)
     app, local_url, share_url = runtime.launch(page, share=args.share, quiet=True)  # Gradio's hint names launch()
     print(f"The playground is at {local_url}" + (f" and {share_url}" if share_url else ""), flush=True)
@@ -36,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         print(runtime.share_failed_note(local_url), file=sys.stderr, flush=True)
     elif not args.share:
         print("To share it with a public link: python app.py --share", flush=True)
-    set_public_address(service, local_url, share_url)
+    set_public_address(service, local_url, share_url, sandbox)
     runtime.serve_routes(app, routes(service, service.input_host))
     runtime.in_background(page, service.resume_unfinished())
     page.demo.block_thread()

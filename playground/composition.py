@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
-from playground.history import open_history
-from playground.hosting import InputHost
+from playground.history import History, open_history
+from playground.history.sqlite_health import ensure_data_dir
+from playground.hosting import HOSTED_DIR, DiskInputStore, InputHost
 from playground.sandbox.server import SandboxServer, sandbox_settings, state_from_env
 from playground.service import GenerationService
 from playground.settings import Settings
@@ -18,20 +20,30 @@ DEFAULT_SANDBOX_PORT = 8901  # fixed, so URLs stored with a job (BFL's polling_u
 UNKNOWN_ADDRESS = "http://127.0.0.1"  # replaced by the app's own URL once it is serving
 
 
-def build_service(settings: Settings, *, host_inputs: bool = False) -> GenerationService:
+def build_service(
+    settings: Settings, *, host_inputs: bool = False, history: History | None = None
+) -> GenerationService:
     """The one service of the app: history on; callbacks and input hosting when a public address is known.
 
     ``host_inputs``: host local inputs even without PUBLIC_BASE_URL (the sandbox reaches the app on loopback);
     call ``set_public_address`` once the app's URL is known.
     """
     public = settings.public_base_url
-    host = InputHost(public or UNKNOWN_ADDRESS) if public or host_inputs else None
-    history = open_history(settings.data_dir)
+    store = DiskInputStore(settings.data_dir / HOSTED_DIR)  # kept across a restart, capped, expiring
+    host = InputHost(public or UNKNOWN_ADDRESS, store=store) if public or host_inputs else None
+    history = history or open_history(settings.data_dir)
     return GenerationService(settings, history=history, input_host=host, callback_base_url=public)
 
 
-def set_public_address(service: GenerationService, local_url: str, share_url: str | None) -> None:
-    """Once serving: a share link becomes the public address (callbacks and hosting); else hosting uses loopback."""
+def set_public_address(
+    service: GenerationService, local_url: str, share_url: str | None, sandbox: SandboxServer | None = None
+) -> None:
+    """Once serving: a share link becomes the public address (callbacks and hosting); else hosting uses loopback.
+
+    The in-app ``sandbox`` may then fetch the app's hosted inputs even when it fetches nothing else private.
+    """
+    if sandbox is not None:
+        sandbox.state.allowed_input_origins |= {_origin(u) for u in (local_url, share_url) if u}
     if service.settings.public_base_url:
         return
     if share_url:
@@ -40,9 +52,21 @@ def set_public_address(service: GenerationService, local_url: str, share_url: st
         service.input_host.public_base_url = (share_url or local_url).rstrip("/")
 
 
-def start_sandbox(settings: Settings, environ: Mapping[str, str]) -> tuple[Settings, SandboxServer]:
-    """The sandbox inside the app: its jobs kept under the data dir, on a fixed port when it is free."""
-    state = state_from_env(environ, persist_dir=settings.data_dir / "sandbox")
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def start_sandbox(
+    settings: Settings, environ: Mapping[str, str], *, exposed: bool = False
+) -> tuple[Settings, SandboxServer]:
+    """The sandbox inside the app: its jobs kept under the data dir, on a fixed port when it is free.
+
+    ``exposed``: strangers reach the page (a share link, listening beyond loopback), so the sandbox fetches
+    input images only from public addresses, as a hosted provider would, not from this machine's network.
+    """
+    state = state_from_env(environ, persist_dir=ensure_data_dir(settings.data_dir) / "sandbox")
+    state.guard_inputs = exposed
     port = int(environ.get(SANDBOX_PORT_ENV) or DEFAULT_SANDBOX_PORT)
     try:
         server = SandboxServer(state, port=port).start()

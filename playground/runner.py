@@ -137,7 +137,7 @@ class Run:
         await tracker.emit("queued", "queued")
         if plan.check_input_url and plan.request.image is not None and plan.request.image.url:
             await check_url(plan.request.image.url, allow_private=False, must_resolve=False)
-        request = self.context.hosting(plan.spec, plan.request)
+        request = await asyncio.to_thread(self.context.hosting, plan.spec, plan.request)  # may write to disk
         submission = await _finish_even_if_stopped(
             plan.provider.submit(request, callback_url=plan.callback_url), tracker
         )

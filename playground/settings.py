@@ -12,6 +12,9 @@ from playground.errors import ConfigError
 from playground.providers import env_names
 
 _SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD")
+# Callback bodies are a few kilobytes (ids, status, a result URL); Replicate's carries the prediction's input,
+# so an edit sent as an inline image is larger: such a delivery is refused and the job confirmed by its reads.
+DEFAULT_WEBHOOK_MAX_BYTES = 256 * 1024
 
 
 def is_secret_name(name: str) -> bool:
@@ -34,6 +37,7 @@ class Settings(BaseModel):
     public_base_url: str | None = None
     sandbox: bool = False
     allow_private_urls: bool = False
+    webhook_max_bytes: int = DEFAULT_WEBHOOK_MAX_BYTES
 
     def secret(self, name: str) -> SecretStr | None:
         """The secret named ``name``, or None when unset or blank."""
@@ -64,6 +68,7 @@ class Settings(BaseModel):
             public_base_url=env.get("PUBLIC_BASE_URL"),
             sandbox=_flag(env, "PLAYGROUND_SANDBOX"),
             allow_private_urls=_flag(env, "PLAYGROUND_ALLOW_PRIVATE_URLS"),
+            webhook_max_bytes=_count(env, "PLAYGROUND_WEBHOOK_MAX_BYTES", DEFAULT_WEBHOOK_MAX_BYTES),
         )
 
 
@@ -78,6 +83,15 @@ def _number(env: Mapping[str, str], name: str, default: float | None) -> float |
     if value <= 0:
         raise ConfigError(f"{name} must be a positive number of seconds, not {raw}.")
     return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) <= 0:
+        raise ConfigError(f"{name} must be a whole number of bytes above 0, not {raw!r}.")
+    return int(raw)
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

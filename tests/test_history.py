@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from playground.errors import ConfigError, InvalidInputError
+from playground.errors import ConfigError, InvalidInputError, StoreError
 from playground.history import SqliteHistory
 from playground.history.sqlite_schema import SCHEMA_VERSION
 from playground.history_cli import add_history_commands, run_history_command
@@ -312,7 +312,7 @@ def break_state_inserts(data_dir: Path) -> None:
 async def test_a_failure_in_the_middle_of_recording_an_event_leaves_the_job_as_it_was(store, data_dir):
     await store.start_run("run1", FOX, [("kie", "flux-kontext-pro")])
     break_state_inserts(data_dir)
-    with pytest.raises(sqlite3.DatabaseError, match="disk full"):
+    with pytest.raises(StoreError, match="cannot be written .disk full"):
         await store.record(event("succeeded", task_id="t-1", result=result()))
     (job,) = (await store.get_run("run1")).jobs
     assert (job.state, job.task_id, job.result_path) == ("queued", None, None)
@@ -324,7 +324,7 @@ async def test_a_failure_in_the_middle_of_recording_an_event_leaves_the_job_as_i
 
 async def test_a_failure_in_the_middle_of_starting_a_run_leaves_no_run(store, data_dir):
     break_state_inserts(data_dir)
-    with pytest.raises(sqlite3.DatabaseError):
+    with pytest.raises(StoreError):
         await store.start_run("run1", FOX, [("kie", "flux-kontext-pro")])
     assert await store.get_run("run1") is None and await store.list_runs() == []
     with sqlite3.connect(data_dir / "history.sqlite3") as db:

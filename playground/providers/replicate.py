@@ -256,4 +256,5 @@ SPEC = ProviderSpec(
     extra_env={WEBHOOK_SECRET_ENV: ""},
     docs_url="https://replicate.com/black-forest-labs/flux-kontext-pro/api",
     key_url="https://replicate.com/account/api-tokens",
+    callback_body_signed=True,  # Standard Webhooks: id.timestamp.body [docs/providers.md, Replicate]
 )

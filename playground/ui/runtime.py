@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute
 
 from playground.errors import ConfigError
 from playground.history import DB_NAME, INPUTS_DIR
+from playground.hosting import HOSTED_DIR
 from playground.images import MAX_INPUT_BYTES
 from playground.providers import REGISTRY
 from playground.service import GenerationService
@@ -133,7 +134,11 @@ def allowed_paths(settings: Settings) -> list[str]:
 def blocked_paths(settings: Settings) -> list[str]:
     """The history database, the browser secret and the sandbox's state: never served, even under the cwd."""
     data = settings.data_dir.resolve()
-    private = [f"{DB_NAME}{suffix}" for suffix in ("", "-wal", "-shm", "-journal")] + [SECRET_FILE, "sandbox"]
+    private = [f"{DB_NAME}{suffix}" for suffix in ("", "-wal", "-shm", "-journal")] + [
+        SECRET_FILE,
+        "sandbox",
+        HOSTED_DIR,
+    ]
     return [str(data / name) for name in private]
 
 
