@@ -6,6 +6,8 @@ import argparse
 import logging
 import os
 import sys
+from dataclasses import dataclass
+from typing import Any
 
 from dotenv import load_dotenv
 
@@ -13,6 +15,8 @@ from playground.composition import build_service, set_public_address, start_sand
 from playground.errors import PlaygroundError
 from playground.history import open_history
 from playground.redact import install_log_redaction, redact_everywhere
+from playground.sandbox.server import SandboxServer
+from playground.service import GenerationService
 from playground.settings import Settings
 from playground.ui import runtime
 from playground.webhooks import routes
@@ -35,7 +39,19 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
 
 
-def serve(args: argparse.Namespace) -> None:
+@dataclass
+class Started:
+    """A serving playground: its page, service, in-app sandbox (if any) and addresses."""
+
+    page: runtime.Page
+    service: GenerationService
+    sandbox: SandboxServer | None
+    local_url: str
+    share_url: str | None
+
+
+def start(args: argparse.Namespace, **launch: Any) -> Started:
+    """Build and launch the playground without blocking; ``launch`` overrides Gradio's launch options (tests)."""
     settings = Settings.from_env()
     history = open_history(settings.data_dir)  # first: an unusable store is said before anything starts
     sandbox = None
@@ -45,16 +61,21 @@ def serve(args: argparse.Namespace) -> None:
         print("No real provider is called: the playground runs on the local sandbox.", flush=True)
     service = build_service(settings, host_inputs=settings.sandbox, history=history)
     page = runtime.build_page(service, share=args.share)
-    app, local_url, share_url = runtime.launch(page, share=args.share, quiet=True)  # Gradio's hint names launch()
+    options: dict[str, Any] = {"share": args.share, "quiet": True} | launch  # Gradio's hint names launch()
+    app, local_url, share_url = runtime.launch(page, **options)
     print(f"The playground is at {local_url}" + (f" and {share_url}" if share_url else ""), flush=True)
-    if args.share and not share_url:
+    if options["share"] and not share_url:
         print(runtime.share_failed_note(local_url), file=sys.stderr, flush=True)
     elif not args.share:
         print("To share it with a public link: python app.py --share", flush=True)
     set_public_address(service, local_url, share_url, sandbox)
     runtime.serve_routes(app, routes(service, service.input_host))
     runtime.in_background(page, service.resume_unfinished())
-    page.demo.block_thread()
+    return Started(page, service, sandbox, local_url, share_url)
+
+
+def serve(args: argparse.Namespace) -> None:
+    start(args).page.demo.block_thread()
 
 
 if __name__ == "__main__":

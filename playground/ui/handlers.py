@@ -104,9 +104,13 @@ class Handlers:
         return [name for name in self.specs if self.service.is_configured(name, keys, server_keys=server)]
 
     def provider_choices(self, keys: dict[str, SecretStr], request: gr.Request | None = None) -> list[tuple[str, str]]:
-        """(label, name) for every usable provider."""
+        """(label, name) for every usable provider; with no request (the page being built), every provider.
+
+        The page's own list is every provider, so an API client may name any (a refused one fails in its panel
+        with a sentence); each browser's list is narrowed to what its visitor can run when the page loads.
+        """
         can_host = self.service.input_host is not None
-        usable = self.usable(keys, request)
+        usable = self.usable(keys, request) if request is not None else list(self.specs)
         return [(provider_choice_label(self.specs[name], can_host=can_host), name) for name in usable]
 
     def default_providers(

@@ -18,6 +18,7 @@ from playground.ui.history_handlers import HistoryHandlers
 from playground.ui.history_tab import build_history_tab, wire_history
 from playground.ui.panels import HEAD_SLOTS, PANEL_SLOTS, PanelUI, TabKind, build_panel
 from playground.ui.sealed import sealed_browser_state
+from playground.ui.uploads import checked_by_us
 from playground.vault import Vault
 
 ASSETS = Path(__file__).parent / "assets"
@@ -184,13 +185,15 @@ def _tab(kind: TabKind, handlers: Handlers) -> TabUI:
 
 def _input_image() -> tuple[gr.Image, gr.Textbox]:
     with gr.Row():
-        image = gr.Image(
-            label="Input image",
-            type="filepath",
-            image_mode=None,  # keep the uploaded file as it is: no conversion, no re-encoding
-            sources=["upload", "clipboard"],
-            height=260,
-            elem_id="edit-image",
+        image = checked_by_us(  # a file Pillow refuses still reaches our check, which says what is wrong
+            gr.Image(
+                label="Input image",
+                type="filepath",
+                image_mode=None,  # keep the uploaded file as it is: no conversion, no re-encoding
+                sources=["upload", "clipboard"],
+                height=260,
+                elem_id="edit-image",
+            )
         )
         url = gr.Textbox(
             label="…or an image URL",
