@@ -243,10 +243,12 @@ class Handlers:
     async def _preview_file(self, url: str, *, trusted: bool) -> str | None:
         """A local copy of an input URL for the slider; None (the run goes on) when it cannot be read.
 
-        Only a trusted visitor's URL may be private (in sandbox mode or with PLAYGROUND_ALLOW_PRIVATE_URLS=1).
+        Only a trusted visitor's URL may be private: in sandbox mode, with PLAYGROUND_ALLOW_PRIVATE_URLS=1, or with a
+        provider stand-in on this machine.
         """
-        settings = self.service.settings
-        allow_private = trusted and (settings.allow_private_urls or settings.sandbox)
+        settings, specs = self.service.settings, self.service.specs.values()
+        local_setup = settings.allow_private_urls or settings.sandbox or any(self.service.is_local(s) for s in specs)
+        allow_private = trusted and local_setup
         client = self.service.client if allow_private else self.service.public_client
         try:
             fetched = await fetch_user_image(client, url, allow_private=allow_private)

@@ -5,19 +5,20 @@ the database, output files, served HTML/JS, /config, the API info, the page, its
 from __future__ import annotations
 
 import json
-import os
+import logging
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from playground.cli import main
 from playground.providers import REGISTRY
 from playground.sandbox.server import base_urls
+from playground.settings import Settings
 from playground.ui.layout import STORAGE_KEY
 from tests.security.conftest import ROOT, updates
 from tests.ui.conftest import CHROMIUM, CHROMIUM_ARGS, form
@@ -74,22 +75,27 @@ def _body(response) -> str:
         return ""
 
 
-def run_the_cli(real_app, tmp_path: Path) -> tuple[str, str]:
-    """The CLI with the same canary keys: every provider, one edit; then the run as history shows it."""
+def run_the_cli(real_app, tmp_path: Path, capsys) -> tuple[str, str]:
+    """The CLI with the same canary keys (from its environment): every provider, one edit; then the run as history
+    shows it. In this process, so its logging goes where the test can read it too."""
     every_create_answers_401(real_app.sandbox)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PLAYGROUND_", "SANDBOX_"))}
-    env |= real_app.keys | base_urls(real_app.sandbox.url)
+    env = real_app.keys | base_urls(real_app.sandbox.url)
     env |= {"PLAYGROUND_DATA_DIR": str(tmp_path / "data"), "PLAYGROUND_OUT_DIR": str(tmp_path / "out")}
     image = f"{real_app.sandbox.url}/files/{real_app.sandbox.state.add_file(EXAMPLE.read_bytes(), 'image/png')}"
     providers = [arg for name in REGISTRY for arg in ("--provider", name)]
-    command = [sys.executable, "-m", "playground", "generate", *providers, "--prompt", "x", "--image", image, "--json"]
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    run_id = json.loads(done.stdout.splitlines()[0])["run_id"]
-    shown = subprocess.run(
-        [sys.executable, "-m", "playground", "history", "show", run_id, "--json"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    return done.stdout + shown.stdout, done.stderr + shown.stderr
+    capsys.readouterr()
+    off_the_browsers_loop(["generate", *providers, "--prompt", "x", "--image", image, "--json"], env)
+    out, err = capsys.readouterr()
+    run_id = json.loads(out.splitlines()[0])["run_id"]
+    off_the_browsers_loop(["history", "show", run_id, "--json"], env)
+    shown, err2 = capsys.readouterr()
+    return out + shown, err + err2
+
+
+def off_the_browsers_loop(argv: list[str], env: dict[str, str]) -> int:
+    """The CLI's main on a thread of its own: sync Playwright keeps an event loop running on this one."""
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(main, argv, settings=Settings.from_env(env)).result()
 
 
 def every_file(*folders: Path) -> str:
@@ -97,14 +103,18 @@ def every_file(*folders: Path) -> str:
     return "".join(p.read_bytes().decode("latin-1") for f in folders if f.exists() for p in f.rglob("*") if p.is_file())
 
 
-def test_no_canary_is_anywhere_after_providers_echo_every_key(real_app, chromium, tmp_path):
-    # The server's keys: every provider through the page's API (the curl snippets come with the updates).
-    every_create_answers_401(real_app.sandbox)
+def test_no_canary_is_anywhere_after_providers_echo_every_key(real_app, chromium, tmp_path, capsys, caplog):
+    caplog.set_level(logging.DEBUG)
+    # The server's keys, every provider through the page's API: once echoed back by a 401, once succeeding
+    # (so that the curl snippets and what was sent are shown too).
     image = f"{real_app.sandbox.url}/files/{real_app.sandbox.state.add_file(EXAMPLE.read_bytes(), 'image/png')}"
-    outputs, runs = updates(real_app.url, form("make it snow", list(REGISTRY), image=None, image_url=image), "/edit")
-    streamed = json.dumps(runs)
-    assert streamed.count("Invalid API key: [redacted]") >= len(REGISTRY), "every provider must have echoed a key"
-    assert "curl -X POST" in streamed
+    edit = form("make it snow", list(REGISTRY), image=None, image_url=image)
+    every_create_answers_401(real_app.sandbox)
+    echoed = json.dumps(updates(real_app.url, edit, "/edit")[1])
+    assert echoed.count("Invalid API key: [redacted]") >= len(REGISTRY), "every provider must have echoed a key"
+    succeeded = json.dumps(updates(real_app.url, edit, "/edit")[1])
+    assert succeeded.count("curl -X POST") >= len(REGISTRY) and "webhook_secret" in succeeded
+    streamed = echoed + succeeded
 
     # A visitor's own keys, in the browser: stored, sent, echoed back.
     every_create_answers_401(real_app.sandbox)
@@ -113,7 +123,7 @@ def test_no_canary_is_anywhere_after_providers_echo_every_key(real_app, chromium
     shown = run_as_a_visitor_with_their_own_keys(context.new_page(), real_app.url, seen)
     context.close()
 
-    cli_out, cli_err = run_the_cli(real_app, tmp_path)
+    cli_out, cli_err = run_the_cli(real_app, tmp_path, capsys)
     assert "Invalid API key: [redacted]" in cli_out
 
     served = [httpx.get(f"{real_app.url}{path}", timeout=30).text for path in ("", "config", "gradio_api/info")]
@@ -126,6 +136,7 @@ def test_no_canary_is_anywhere_after_providers_echo_every_key(real_app, chromium
         "the app's database, outputs and hosted inputs": every_file(real_app.data_dir, real_app.out_dir),
         "the CLI's stdout and history": cli_out,
         "the CLI's stderr": cli_err,
+        "this process's logs (the CLI's)": caplog.text,
         "the CLI's database and outputs": every_file(tmp_path),
     }
     canaries = {**real_app.keys, **VISITOR}
