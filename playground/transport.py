@@ -6,7 +6,7 @@
   here drops every header that carries a key (BFL's ``x-key`` included).
 * A guarded client (``build_client(..., guarded=True)``) connects only to public addresses: literal hosts are
   checked before each request and hop, names when aiohttp resolves them (playground.addresses).
-* Proxies from the environment (HTTPS_PROXY, NO_PROXY) are honoured, as httpx's own transport does.
+* Proxies from the environment (HTTPS_PROXY, NO_PROXY) are honoured, as httpx's own transports do.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import aiohttp
 import httpx
@@ -37,9 +38,8 @@ def build_client(
 
     ``guarded``: connect only to public addresses (for URLs a visitor or a provider's answer names).
     """
-    if transport is None:
-        transport = AiohttpPoolTransport(guarded=guarded)
     return KeyGuardClient(
+        guarded=guarded,
         timeout=httpx.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S),
         transport=transport,
         follow_redirects=True,
@@ -53,7 +53,20 @@ async def _refuse_local_literal(request: httpx.Request) -> None:
 
 
 class KeyGuardClient(httpx.AsyncClient):
-    """httpx's client, dropping every credential header (not just Authorization) on a cross-origin redirect."""
+    """httpx's client over AiohttpPoolTransport, dropping every credential header (not just Authorization) on a
+    cross-origin redirect. Proxies from the environment are httpx's own (HTTPS_PROXY, NO_PROXY: a transport
+    per proxy, as httpx-aiohttp's client makes them), unless a transport is given (the test seam)."""
+
+    def __init__(self, *, guarded: bool = False, **kw: Any) -> None:
+        self._guarded = guarded  # read by _init_transport, which httpx calls from its constructor
+        super().__init__(**kw)
+
+    def _init_transport(self, *args: Any, transport: httpx.AsyncBaseTransport | None = None, **kw: Any) -> Any:
+        return transport if transport is not None else AiohttpPoolTransport(guarded=self._guarded)
+
+    def _init_proxy_transport(self, proxy: httpx.Proxy, *args: Any, **kw: Any) -> Any:
+        # Through a proxy the proxy resolves the host: the literal check (the request hook) still applies.
+        return AiohttpPoolTransport(proxy=proxy)
 
     def _redirect_headers(self, request: httpx.Request, url: httpx.URL, method: str) -> httpx.Headers:
         # httpx 0.28 (pinned) builds each hop's headers here; it keeps x-key and friends across origins.
@@ -88,8 +101,11 @@ class AiohttpPoolTransport(AiohttpTransport):
     httpcore's pool spends O(connections) per request event, which dominates CPU at ~1,000 concurrent jobs.
     """
 
-    def __init__(self, keepalive_expiry_s: float = KEEPALIVE_EXPIRY_S, *, guarded: bool = False) -> None:
-        super().__init__(limits=httpx.Limits(max_connections=None, keepalive_expiry=keepalive_expiry_s))
+    def __init__(
+        self, keepalive_expiry_s: float = KEEPALIVE_EXPIRY_S, *, guarded: bool = False, proxy: httpx.Proxy | None = None
+    ) -> None:
+        limits = httpx.Limits(max_connections=None, keepalive_expiry=keepalive_expiry_s)
+        super().__init__(limits=limits, proxy=proxy)
         self.guarded = guarded
 
     def get_client(self) -> aiohttp.ClientSession:
@@ -98,9 +114,9 @@ class AiohttpPoolTransport(AiohttpTransport):
         connector = aiohttp.TCPConnector(
             limit=0, keepalive_timeout=self.limits.keepalive_expiry, ssl=self.ssl_context, resolver=resolver
         )
-        # httpx keeps the cookies; aiohttp's jar would resend cookies httpx no longer has. trust_env: proxies from
-        # HTTPS_PROXY/NO_PROXY, which httpx ignores once it is given a transport.
-        session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=True)
+        # httpx keeps the cookies; aiohttp's jar would resend cookies httpx no longer has. No trust_env: httpx
+        # picks proxies (see KeyGuardClient), and aiohttp's would read ~/.netrc on every request.
+        session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
         # aiohttp silently resends an idempotent request once on a dropped connection; retries are ours to decide.
         session._retry_connection = False
         return session
