@@ -234,6 +234,11 @@ class GenerationService:
         address = local_address(url)
         if address is None:
             return True
+        if not trusted:  # a stranger: the operator's setting is no business of theirs
+            raise InvalidInputError(
+                f"The image URL {url[:80]} points at a private or local address; on this shared page only public "
+                "http(s) URLs are used: give a public URL, or upload the file."
+            )
         raise InvalidInputError(
             f"The image URL {url[:80]} points at a private or local address ({address}) that {spec.label} cannot "
             "reach; use a public URL or a local file (or set PLAYGROUND_ALLOW_PRIVATE_URLS=1 for local testing)."

@@ -136,9 +136,10 @@ def build_ui(handlers: Handlers, *, secret: str) -> gr.Blocks:
 
 def _keys_section(handlers: Handlers) -> tuple[list[gr.Textbox], gr.Markdown, gr.Button, gr.Button]:
     with gr.Accordion("Keys: use your own API keys", open=False, elem_id="keys"):
-        note = (
-            "Not needed in sandbox mode. " if handlers.options.sandbox else ""
-        ) + "Keys are kept encrypted in this browser only and sent with your own runs; they are never shown again."
+        note = ("Not needed in sandbox mode. " if handlers.options.sandbox else "") + (
+            "Keys are kept in this browser only, sealed by the server (the page itself cannot read them back), "
+            "and sent with your own runs; they are never shown again."
+        )
         gr.Markdown(note)
         with gr.Row():
             boxes = [
