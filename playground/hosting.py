@@ -135,7 +135,7 @@ class InputHost:
         self._lock = threading.Lock()
 
     def publish(self, image: InputImage) -> InputImage:
-        """The same image, now as a URL a provider can fetch (blocking: call it off the event loop)."""
+        """The same image, now as a URL a provider can fetch (one file written: quick enough for the event loop)."""
         assert image.content is not None and image.mime_type is not None
         token = secrets.token_urlsafe(TOKEN_BYTES)
         now = self._clock()

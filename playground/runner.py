@@ -137,7 +137,9 @@ class Run:
         await tracker.emit("queued", "queued")
         if plan.check_input_url and plan.request.image is not None and plan.request.image.url:
             await check_url(plan.request.image.url, allow_private=False, must_resolve=False)
-        request = await asyncio.to_thread(self.context.hosting, plan.spec, plan.request)  # may write to disk
+        # Hosting writes the input once (a few ms); no await here, so a stop just after "queued" still finds the
+        # create on its way, as it always has.
+        request = self.context.hosting(plan.spec, plan.request)
         submission = await _finish_even_if_stopped(
             plan.provider.submit(request, callback_url=plan.callback_url), tracker
         )
