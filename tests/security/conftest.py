@@ -7,8 +7,9 @@ a share link (a test must never publish itself): the page is built for strangers
 from __future__ import annotations
 
 import argparse
+import io
 import json
-import os
+import logging
 import secrets
 import socket
 import subprocess
@@ -90,7 +91,7 @@ class SharedApp:
 
 
 @pytest.fixture(scope="session")
-def shared_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedApp]:
+def shared_app(tmp_path_factory: pytest.TempPathFactory, gradio_temp_dir: Path) -> Iterator[SharedApp]:
     """``python app.py --sandbox --share`` in this process (no share link asked for), on free ports."""
     tmp = tmp_path_factory.mktemp("shared")
     env = {
@@ -99,15 +100,16 @@ def shared_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedApp]:
         "PLAYGROUND_SANDBOX_PORT": str(free_port()),
         "SANDBOX_JOB_SECONDS": str(APP_JOB_S),
         "PLAYGROUND_BROWSER_SECRET": "shared-app-browser-secret-3f9a",
-        "GRADIO_TEMP_DIR": str(tmp / "gradio"),
     }
-    with pytest.MonkeyPatch.context() as patch:  # open for the session: Gradio reads GRADIO_TEMP_DIR on every upload
+    with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)
         import app  # imports gradio: only when a security test needs the page
 
         options = dict(share=False, server_name="127.0.0.1", server_port=free_port())
         started = app.start(argparse.Namespace(sandbox=True, share=True), **options)
+        for name in env:
+            patch.delenv(name)  # read once at start, as app.py does
         try:
             yield SharedApp(started.local_url, started, tmp / "data", tmp / "out")
         finally:
@@ -116,17 +118,26 @@ def shared_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedApp]:
                 started.sandbox.stop()
 
 
-def client(url: str, **kw: Any) -> Any:
+_CLIENTS: dict[tuple[str, str], Any] = {}
+
+
+def client(url: str, headers: dict[str, str] | None = None) -> Any:
+    """A gradio_client for ``url`` (one per page and headers: making one reads the whole API)."""
     from gradio_client import Client
 
-    return Client(url, verbose=False, download_files=False, **kw)
+    key = (url, json.dumps(headers, sort_keys=True))
+    if key not in _CLIENTS:
+        _CLIENTS[key] = Client(url, verbose=False, download_files=False, headers=headers)
+    return _CLIENTS[key]
 
 
-def updates(url: str, args: list[Any], api_name: str = "/generate", **kw: Any) -> tuple[Any, list[tuple[Any, ...]]]:
+def updates(
+    url: str, args: list[Any], api_name: str = "/generate", headers: dict[str, str] | None = None
+) -> tuple[Any, list[tuple[Any, ...]]]:
     """Every update of one run through gradio_client, and the outputs' labels to read them by."""
     from tests.ui.conftest import Outputs
 
-    c = client(url, **kw)
+    c = client(url, headers)
     outputs = Outputs(c, api_name)
     return outputs, [tuple(update) for update in c.submit(*args, api_name=api_name)]
 
@@ -167,67 +178,76 @@ def canaries() -> dict[str, str]:
 
 
 @dataclass
-class RealApp:
-    """``python app.py`` in its own process with real keys (canaries) pointed at a sandbox in this process."""
+class KeyedApp:
+    """The app with real keys (canaries) pointed at a sandbox, callbacks on; its log as its console would show it."""
 
     url: str
-    process: subprocess.Popen[bytes]
-    log: Path
+    started: Any  # app.Started
     data_dir: Path
     out_dir: Path
     sandbox: Any
     keys: dict[str, str]
-
-    def rss_kb(self) -> int:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise AssertionError("no VmRSS for the app")
+    log: io.StringIO
 
 
 @pytest.fixture(scope="session")
-def real_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealApp]:
-    import httpx
+def gradio_temp_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One upload folder for every app of this folder's tests: Gradio reads GRADIO_TEMP_DIR on every upload."""
+    folder = tmp_path_factory.mktemp("gradio")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GRADIO_TEMP_DIR", str(folder))
+        yield folder
 
+
+@pytest.fixture(scope="session")
+def keyed_app(tmp_path_factory: pytest.TempPathFactory, gradio_temp_dir: Path) -> Iterator[KeyedApp]:
+    """``python app.py`` with every key and secret set to a canary (real-keys mode, not sandbox mode), its providers
+    a sandbox on loopback, PUBLIC_BASE_URL its own address (so webhook secrets go out too), and
+    GRADIO_SERVER_NAME=0.0.0.0 (the network may reach it; it binds loopback only here). In this process:
+    ``app.start`` as app.py calls it, its log written through the redacting handler app.py installs."""
+    from playground.redact import LogRedaction
     from playground.sandbox.core import SandboxState
     from playground.sandbox.server import SandboxServer, base_urls
 
-    tmp = tmp_path_factory.mktemp("real")
+    tmp = tmp_path_factory.mktemp("keyed")
     keys = canaries()
     port = free_port()
-    with SandboxServer(SandboxState(job_seconds=APP_JOB_S, seed=3)) as sandbox:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PLAYGROUND_", "SANDBOX_"))}
-        env |= keys | base_urls(sandbox.url)
-        env |= {
-            "PLAYGROUND_DATA_DIR": str(tmp / "data"),
-            "PLAYGROUND_OUT_DIR": str(tmp / "out"),
-            "GRADIO_SERVER_PORT": str(port),
-            "GRADIO_TEMP_DIR": str(tmp / "gradio"),
-            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",  # callbacks on: webhook secrets go out to providers
-            "PLAYGROUND_POLL_INTERVAL_S": "0.2",
-        }
-        log = tmp / "app.log"
-        url = f"http://127.0.0.1:{port}/"
-        for _ in range(2):  # Gradio gives up at launch if its own HEAD / takes 3 s (a loaded machine): once more
-            process = subprocess.Popen(
-                [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
-            )
-            wait_for(lambda p=process: _answers(httpx, url) or p.poll() is not None, 90, "the app to start")
-            if process.poll() is None or "localhost is not accessible" not in log.read_text():
-                break
+    log = io.StringIO()
+    console = logging.StreamHandler(log)
+    console.addFilter(LogRedaction())
+    with SandboxServer(SandboxState(job_seconds=APP_JOB_S, seed=3)) as sandbox, pytest.MonkeyPatch.context() as patch:
+        env = (
+            keys
+            | base_urls(sandbox.url)
+            | {
+                "PLAYGROUND_DATA_DIR": str(tmp / "data"),
+                "PLAYGROUND_OUT_DIR": str(tmp / "out"),
+                "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+                "PLAYGROUND_POLL_INTERVAL_S": "0.2",
+                "GRADIO_SERVER_NAME": "0.0.0.0",
+            }
+        )
+        for name, value in env.items():
+            patch.setenv(name, value)
+        import app
+
+        logging.getLogger().addHandler(console)
+        started = app.start(argparse.Namespace(sandbox=False, share=False), server_name="127.0.0.1", server_port=port)
+        for name in env:
+            patch.delenv(name)  # read once at start, as app.py does; no later test sees them
         try:
-            assert process.poll() is None, log.read_text()
-            yield RealApp(url, process, log, tmp / "data", tmp / "out", sandbox, keys)
+            yield KeyedApp(started.local_url, started, tmp / "data", tmp / "out", sandbox, keys, log)
         finally:
-            process.terminate()
-            process.wait(timeout=20)
+            logging.getLogger().removeHandler(console)
+            started.page.demo.close()
 
 
-def _answers(httpx: Any, url: str) -> bool:
-    try:
-        return bool(httpx.get(url, timeout=1).status_code == 200)
-    except httpx.HTTPError:
-        return False
+def rss_kb() -> int:
+    """This process's resident memory (the apps of these tests serve from threads of it)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
 
 
 class Front:

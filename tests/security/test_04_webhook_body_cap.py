@@ -8,6 +8,7 @@ import time
 from urllib.parse import urlsplit
 
 from playground.settings import DEFAULT_WEBHOOK_MAX_BYTES
+from tests.security.conftest import rss_kb
 
 CHUNK = 64 * 1024  # one read buffer
 BODY_BYTES = 300 * 1024 * 1024
@@ -44,11 +45,11 @@ async def test_the_app_reads_no_more_than_the_cap_plus_one_chunk_of_a_300_mb_bod
     assert read[0] <= DEFAULT_WEBHOOK_MAX_BYTES + CHUNK, f"read {read[0]} bytes"
 
 
-def test_a_300_mb_streamed_body_is_refused_and_the_app_grows_less_than_50_mb(real_app):
-    """Through the real app in its own process and a real socket: the body streamed, chunked, as an attacker would."""
-    before = real_app.rss_kb()
-    status, sent_when_answered = stream_body(real_app.url, "/webhooks/fluxapi", BODY_BYTES)
-    grown_mb = (real_app.rss_kb() - before) / 1024
+def test_a_300_mb_streamed_body_is_refused_and_the_app_grows_less_than_50_mb(shared_app):
+    """Through the app's server and a real socket: the body streamed, chunked, as an attacker would send it."""
+    before = rss_kb()
+    status, sent_when_answered = stream_body(shared_app.url, "/webhooks/fluxapi", BODY_BYTES)
+    grown_mb = (rss_kb() - before) / 1024
     assert status == 413
     assert grown_mb < 50, f"the app grew {grown_mb:.0f} MB"
     print(f"413 after {sent_when_answered / 1e6:.1f} MB sent (socket buffers included); RSS +{grown_mb:.1f} MB")

@@ -18,8 +18,6 @@ from gradio_client import handle_file
 from playground.cli import main
 from playground.hosting import HOSTED_DIR, DiskInputStore, Hosted, InputHost
 from playground.providers import REGISTRY
-from playground.sandbox.server import sandbox_settings
-from playground.service import GenerationService
 from playground.settings import Settings
 from tests.conftest import TEST_KEY, png_bytes
 from tests.security.conftest import ROOT, free_port, last, updates
@@ -155,29 +153,14 @@ def test_the_hosted_inputs_stay_under_their_cap_the_oldest_going_first(tmp_path)
 # --- GRADIO_SERVER_NAME=0.0.0.0: the network does not spend the server's keys --------------------------------------
 
 
-@pytest.fixture
-def lan_page(sandbox, tmp_path) -> Iterator[str]:
-    """The page listening for the network (GRADIO_SERVER_NAME=0.0.0.0, no share link), real keys (the server's)."""
-    from playground.ui.runtime import build_page, launch
-
-    settings = sandbox_settings(Settings(data_dir=tmp_path / "data", out_dir=tmp_path / "out"), sandbox.url)
-    settings = settings.model_copy(update={"sandbox": False, "poll_interval_s": 0.05})  # real-keys mode
-    service = GenerationService(settings)
-    env = {"GRADIO_SERVER_NAME": "0.0.0.0", "PLAYGROUND_BROWSER_SECRET": "lan-secret"}
-    page = build_page(service, share=False, environ=env)
-    _, url, _ = launch(page, server_name="127.0.0.1", server_port=free_port(), quiet=True)  # reachable here only
-    try:
-        yield url
-    finally:
-        page.demo.close()
-
-
-def test_on_0_0_0_0_a_visitor_from_the_network_does_not_spend_the_servers_keys(lan_page, sandbox):
+def test_on_0_0_0_0_a_visitor_from_the_network_does_not_spend_the_servers_keys(keyed_app):
+    # keyed_app: real keys, GRADIO_SERVER_NAME=0.0.0.0 and no share link.
+    sandbox, before = keyed_app.sandbox, keyed_app.sandbox.state.count("kie", "create")
     stranger = {"X-Forwarded-For": "203.0.113.9"}  # a visitor reaching the page through a proxy
-    outputs, runs = updates(lan_page, form("a fox", ["kie"]), headers=stranger)
+    outputs, runs = updates(keyed_app.url, form("a fox", ["kie"]), headers=stranger)
     assert "needs your own API key" in last(outputs, runs, "status kie flux-kontext-pro")
-    assert sandbox.state.count("kie", "create") == 0
-    outputs, runs = updates(lan_page, form("a fox", ["kie"]))  # the local user, straight from this machine
+    assert sandbox.state.count("kie", "create") == before
+    outputs, runs = updates(keyed_app.url, form("a fox", ["kie"]))  # the local user, straight from this machine
     assert last(outputs, runs, "status kie flux-kontext-pro").startswith("✔ done")
 
 
