@@ -10,7 +10,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from playground.addresses import AddressRefusedError, check_url, local_address, refusal
+from playground.addresses import AddressRefusedError, check_url, refusal
 from playground.errors import InvalidInputError
 from playground.http import refused_address
 from playground.images import MAX_INPUT_BYTES, image_from_bytes
@@ -19,7 +19,7 @@ from playground.models import InputImage
 MAX_REDIRECTS = 3
 FETCH_TIMEOUT_S = 15.0
 
-__all__ = ["check_public_url", "fetch_user_image", "local_address"]
+__all__ = ["check_public_url", "fetch_user_image"]
 
 
 async def check_public_url(url: str, *, allow_private: bool) -> None:

@@ -25,17 +25,12 @@ from playground.addresses import AddressRefusedError, check_url
 from playground.errors import InvalidInputError
 from playground.images import MAX_INPUT_BYTES
 from playground.sandbox.draw import render
+from playground.sandbox.faults import HttpFault, Outcome, fault_item
 from playground.transport import build_client
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["success", "fail", "moderate", "never"]
 Stage = Literal["create", "status", "upload"]
-HttpFault = Literal["401", "429", "500", "503", "455", "malformed"]
-FAULTS: tuple[str, ...] = typing.get_args(HttpFault)
-OUTCOMES: tuple[str, ...] = typing.get_args(Outcome)
-STAGES = ("create", "status", "upload", "job")
-MAX_FAULT_TIMES = 1000
 # The key the request being answered presented (set by key_ok): an injected 401 repeats it, as some APIs do, so
 # tests can prove that nothing the playground shows or keeps carries a key a provider echoed.
 PRESENTED_KEY: contextvars.ContextVar[str | None] = contextvars.ContextVar("presented_key", default=None)
@@ -139,9 +134,9 @@ class SandboxState:
         """Apply SANDBOX_FAULTS, e.g. ``runapi:create=500,kie:job=moderate,apixo:status=429*2``.
 
         ValueError naming the first bad item (nothing is applied then): an unknown provider (when ``providers``
-        is given), stage, fault or outcome, or a count out of 1..MAX_FAULT_TIMES.
+        is given), stage, fault or outcome, or a count out of range (sandbox/faults.py).
         """
-        items = [_fault_item(item, providers) for item in filter(None, (part.strip() for part in spec.split(",")))]
+        items = [fault_item(item, providers) for item in filter(None, (part.strip() for part in spec.split(",")))]
         for provider, stage, what, times in items:
             if stage == "job":
                 self.set_outcome(provider, what)  # type: ignore[arg-type]
@@ -307,25 +302,6 @@ async def _read_capped(client: httpx.AsyncClient, url: str) -> bytes:
                 raise ValueError(f"larger than {MAX_INPUT_BYTES} bytes")
             chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _fault_item(item: str, providers: typing.Collection[str] | None) -> tuple[str, str, str, int]:
-    """(provider, stage, fault or outcome, times) from one SANDBOX_FAULTS item; ValueError saying what is wrong."""
-    match = re.fullmatch(r"(\w+):(\w+)=(\w+)(?:\*(\d+))?", item)
-    if not match:
-        raise ValueError(f"SANDBOX_FAULTS item {item!r} is not provider:stage=fault[*times], e.g. kie:create=500.")
-    provider, stage, what, times = match.groups()
-    if providers is not None and provider not in providers:
-        raise ValueError(f"SANDBOX_FAULTS item {item!r} names no provider; choose one of: {', '.join(providers)}.")
-    if stage not in STAGES:
-        raise ValueError(f"SANDBOX_FAULTS item {item!r} has stage {stage!r}; use one of: {', '.join(STAGES)}.")
-    allowed = OUTCOMES if stage == "job" else FAULTS
-    if what not in allowed:
-        raise ValueError(f"SANDBOX_FAULTS item {item!r} asks for {what!r}; {stage} takes one of: {', '.join(allowed)}.")
-    count = int(times or 1)
-    if not 1 <= count <= MAX_FAULT_TIMES:
-        raise ValueError(f"SANDBOX_FAULTS item {item!r} repeats {count} times; use 1 to {MAX_FAULT_TIMES}.")
-    return provider, stage, what, count
 
 
 def _served_name(url: str) -> str | None:
