@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from starlette.applications import Starlette
 
@@ -20,6 +20,7 @@ from playground.hosting import InputHost
 from playground.images import load_input_image
 from playground.models import MODELS, Events, GenerationRequest, JobEvent, JobRef
 from playground.providers import REGISTRY, get_spec
+from playground.redact import Secrets, install_log_redaction
 from playground.request import build_request
 from playground.service import GenerationService
 from playground.settings import Settings
@@ -28,11 +29,19 @@ from playground.storage import open_storage
 from playground.webhooks import routes
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+MAX_TIMEOUT_S = 24 * 3600.0  # a day: beyond it a job is better resumed later by task id
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, saying a bad value in one sentence (no usage block above it); exit status 2 as before."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help); nothing was sent.\n")
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="python -m playground", description="FLUX.1 Kontext across hosted providers.")
-    sub = root.add_subparsers(dest="command", required=True)
+    root = Parser(prog="python -m playground", description="FLUX.1 Kontext across hosted providers.")
+    sub: Any = root.add_subparsers(dest="command", required=True)
     providers = sub.add_parser("providers", help="each provider: configured?, capabilities, price")
     providers.add_argument("--json", action="store_true")
     gen = sub.add_parser("generate", help="run one prompt on every (provider, model) combination")
@@ -67,16 +76,30 @@ def parser() -> argparse.ArgumentParser:
 
 def _common(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--out", type=Path, help="folder for the images (default ./outputs)")
-    cmd.add_argument("--timeout", type=float, help="seconds to wait for each job (default 300)")
+    cmd.add_argument("--timeout", type=seconds, help="seconds to wait for each job (default 300)")
     cmd.add_argument("--json", action="store_true", help="one JSON object per event on stdout")
     cmd.add_argument("--sandbox", action="store_true", help="run against the local sandbox (no keys needed)")
+
+
+def seconds(text: str) -> float:
+    """A positive number of seconds (argparse type): refused with a sentence before anything is sent."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= MAX_TIMEOUT_S:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most {MAX_TIMEOUT_S:g} seconds, not {text}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 1 a job failed, 2 bad input or configuration)."""
     args = parser().parse_args(argv)
+    install_log_redaction()
+    secrets = Secrets()  # alive until main returns, so an error printed below is redacted too
     try:
         settings = settings or Settings.from_env()
+        secrets.keep(settings.secrets.values())
         if args.command == "providers":
             return show_providers(settings, as_json=args.json, out=sys.stdout)
         if args.command == "history":
@@ -87,7 +110,7 @@ def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None)
             return serve_sandbox(args.port, ready_made=args.ready_made)
         return asyncio.run(_jobs(args, settings))
     except PlaygroundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {secrets.text(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
@@ -122,14 +145,17 @@ def _provider_row(name: str, settings: Settings) -> dict[str, Any]:
 
 
 def serve_sandbox(port: int, *, ready_made: bool = False) -> int:
-    from playground.sandbox.server import SandboxServer, state_from_env
+    """Serve every protocol on ``port``; print each *_BASE_URL to set (all of them: a KIE edit of a local file
+    also needs KIE_UPLOAD_BASE_URL, or the upload would go to the real host with the key)."""
+    from playground.sandbox.server import SandboxServer, base_urls, state_from_env
 
     state = state_from_env()
     state.ready_made = ready_made
     with SandboxServer(state, port=port) as server:
-        print(f"sandbox serving every protocol at {server.url}/<provider> (Ctrl+C to stop)", flush=True)
-        for name, spec in REGISTRY.items():
-            print(f"  {spec.base_url_env}={server.url}/{name}")
+        print(f"sandbox serving every protocol at {server.url}/<provider> (Ctrl+C to stop); set:", flush=True)
+        for env, url in base_urls(server.url).items():
+            print(f"  {env}={url}")
+        print("  and any non-blank key (e.g. KIE_API_KEY=sandbox-key)", flush=True)
         try:
             while True:
                 asyncio.run(asyncio.sleep(3600))

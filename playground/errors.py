@@ -21,6 +21,7 @@
     + JobTimeoutError               not finished before our deadline; resumable by task id
     + ResultImageError              the result could not be downloaded or is not an image
   x WebhookError                  an incoming callback is forged, stale, replayed or unreadable
+  x StoreError                    the history store is locked, corrupt or unusable; says which file and what to do
 
 ``str(error)`` is one sentence a person can act on. ``code`` is a short machine word
 (the provider's own code when it gave one).
@@ -236,3 +237,9 @@ def error_for_status(
         request_id=request_id,
         retry_after_s=retry_after_s,
     )
+
+
+class StoreError(PlaygroundError):
+    """The history store cannot keep what it was given: locked by another program, corrupt, or unusable."""
+
+    default_code = "store"

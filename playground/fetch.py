@@ -1,68 +1,44 @@
-"""Fetching a user-supplied URL ourselves (previews): http(s) only, public addresses only, 10 MB at most."""
+"""Fetching a URL ourselves (a visitor's input for the preview): http(s) only, public addresses only, capped.
+
+Every hop of a redirect is checked again (playground.addresses); without ``allow_private`` the request goes
+through a guarded client, which also refuses a name that resolves to a private address at connection time.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
-import socket
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from playground.addresses import AddressRefusedError, check_url, refusal
 from playground.errors import InvalidInputError
+from playground.http import refused_address
 from playground.images import MAX_INPUT_BYTES, image_from_bytes
 from playground.models import InputImage
 
 MAX_REDIRECTS = 3
 FETCH_TIMEOUT_S = 15.0
 
-
-LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
-
-
-def local_address(url: str) -> str | None:
-    """The host of ``url`` when it is written as a private, loopback or link-local address (or 'localhost').
-
-    Only what the URL itself says: names are not resolved here. check_public_url resolves them, for the URLs
-    the app fetches itself.
-    """
-    host = (urlsplit(url).hostname or "").rstrip(".").lower()
-    if host in LOCAL_NAMES or host.endswith(".localhost"):
-        return host
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    return None if address.is_global else str(address)
+__all__ = ["check_public_url", "fetch_user_image"]
 
 
 async def check_public_url(url: str, *, allow_private: bool) -> None:
-    """Refuse URLs that are not http(s), or whose host resolves to a private, loopback or link-local address."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInputError(f"Only http(s) image URLs are accepted, not {url[:80]!r}.")
-    if allow_private:
-        return
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
-    except OSError:
-        raise InvalidInputError(f"The host of {url[:80]} could not be resolved.") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise InvalidInputError(
-                f"The image URL {url[:80]} points at a private or local address ({address}); "
-                "use a public URL (or set PLAYGROUND_ALLOW_PRIVATE_URLS=1 for local testing)."
-            )
+    """Refuse a URL we are about to fetch unless it is http(s) on a public address (names are resolved)."""
+    await check_url(url, allow_private=allow_private, must_resolve=True)
 
 
 async def fetch_user_image(client: httpx.AsyncClient, url: str, *, allow_private: bool) -> InputImage:
-    """Download a user's image URL safely: every redirect is re-checked, the body is capped at 10 MB."""
+    """Download a user's image URL safely: every redirect is re-checked, the body is capped at 10 MB.
+
+    Without ``allow_private``, ``client`` should be a guarded one (``GenerationService.public_client``).
+    """
     for _ in range(MAX_REDIRECTS + 1):
         await check_public_url(url, allow_private=allow_private)
         try:
             image = await _fetch_once(client, url)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, AddressRefusedError) as exc:
+            if refused_address(exc):
+                raise refusal(url) from None
             raise InvalidInputError(f"The image URL {url[:80]} could not be fetched ({type(exc).__name__}).") from exc
         if isinstance(image, str):
             url = image
@@ -84,6 +60,9 @@ async def _fetch_once(client: httpx.AsyncClient, url: str) -> InputImage | str:
 
 
 async def _read_capped(response: httpx.Response, url: str) -> bytes:
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_INPUT_BYTES:
+        raise InvalidInputError(f"The image at {url[:80]} is larger than 10 MB.")
     chunks, size = [], 0
     async for chunk in response.aiter_bytes():
         size += len(chunk)

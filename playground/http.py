@@ -1,4 +1,8 @@
-"""The one place that sends requests: timeouts, retries for safe requests only, status -> error."""
+"""The one place that sends requests: timeouts, retries for safe requests only, status -> error.
+
+The transport underneath (aiohttp's pool, error mapping, credentials kept off other origins, guarded
+clients for public addresses only) is playground.transport.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from playground.addresses import AddressRefusedError
 from playground.errors import (
     ProviderConnectionError,
     ProviderError,
@@ -19,7 +24,7 @@ from playground.errors import (
     UnexpectedResponseError,
     error_for_status,
 )
-from playground.transport import AiohttpPoolTransport
+from playground.transport import CONNECT_TIMEOUT_S, KEEPALIVE_EXPIRY_S, USER_AGENT, build_client
 
 log = logging.getLogger(__name__)
 
@@ -27,21 +32,11 @@ MAX_RETRIES = 3
 INITIAL_RETRY_DELAY_S = 0.5
 MAX_RETRY_DELAY_S = 8.0
 MAX_RETRY_AFTER_S = 60.0
-CONNECT_TIMEOUT_S = 10.0
-USER_AGENT = "flux-kontext-playground/0.1"
+
+__all__ = ["CONNECT_TIMEOUT_S", "KEEPALIVE_EXPIRY_S", "USER_AGENT", "HttpClient", "build_client"]
 
 Sleep = Callable[[float], Awaitable[None]]
 Check = Callable[[httpx.Response], None]
-
-
-def build_client(timeout_s: float, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    """An AsyncClient with our timeouts over aiohttp's connection pool; ``transport`` is the test seam."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S),
-        transport=AiohttpPoolTransport() if transport is None else transport,
-        follow_redirects=True,
-        headers={"user-agent": USER_AGENT},
-    )
 
 
 class HttpClient:
@@ -76,12 +71,17 @@ class HttpClient:
         finally:
             self.create_timing = (sent_at, self._clock())
 
-    async def fetch(self, method: str, url: str, *, check: Check | None = None, **kw: Any) -> httpx.Response:
-        """Send a request that is safe to repeat (status, result, download), retrying transient errors."""
+    async def fetch(
+        self, method: str, url: str, *, check: Check | None = None, max_bytes: int | None = None, **kw: Any
+    ) -> httpx.Response:
+        """Send a request that is safe to repeat (status, result, download), retrying transient errors.
+
+        ``max_bytes``: read the body as it streams and refuse it once it passes this size (a download).
+        """
         attempt = 0
         while True:
             try:
-                return await self._send_once(method, url, check, creating=False, **kw)
+                return await self._send_once(method, url, check, creating=False, max_bytes=max_bytes, **kw)
             except ProviderError as exc:
                 if not exc.is_retryable or attempt >= self._max_retries:
                     raise
@@ -91,15 +91,15 @@ class HttpClient:
                 await self._sleep(delay)
 
     async def _send_once(
-        self, method: str, url: str, check: Check | None, *, creating: bool, **kw: Any
+        self, method: str, url: str, check: Check | None, *, creating: bool, max_bytes: int | None = None, **kw: Any
     ) -> httpx.Response:
         try:
-            response = await self.client.request(method, url, **kw)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # no connection: nothing was sent
-            raise ProviderConnectionError(
-                f"{self.label} could not be reached at {_origin(url)} ({type(exc).__name__}); nothing was sent.",
-                provider=self.provider,
-            ) from exc
+            if max_bytes is None:
+                response = await self.client.request(method, url, **kw)
+            else:
+                response = await self._capped(method, url, max_bytes, **kw)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError, AddressRefusedError) as exc:
+            raise self._not_sent(url, exc) from exc  # no connection (or the proxy refused it): nothing was sent
         except httpx.TimeoutException as exc:
             raise ProviderTimeoutError(
                 self._no_answer("did not answer in time", creating), provider=self.provider
@@ -113,6 +113,39 @@ class HttpClient:
         if check is not None:
             check(response)
         return response
+
+    async def _capped(self, method: str, url: str, max_bytes: int, **kw: Any) -> httpx.Response:
+        """The response with its body read while it streams, never more than ``max_bytes`` (+ one chunk)."""
+        async with self.client.stream(method, url, **kw) as response:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise self._too_large(url, max_bytes)
+            chunks, size = [], 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise self._too_large(url, max_bytes)
+                chunks.append(chunk)
+        headers = {k: v for k, v in response.headers.items() if k not in ("content-encoding", "content-length")}
+        return httpx.Response(response.status_code, headers=headers, content=b"".join(chunks), request=response.request)
+
+    def _too_large(self, url: str, max_bytes: int) -> ProviderError:
+        return UnexpectedResponseError(
+            f"{self.label} sent more than {max_bytes // 1_000_000} MB from {_origin(url)}; it was not kept.",
+            provider=self.provider,
+        )
+
+    def _not_sent(self, url: str, exc: BaseException) -> ProviderError:
+        if refused_address(exc):
+            return ProviderError(
+                f"{self.label} at {_origin(url)} is not on a public address, so the playground does not connect to it.",
+                provider=self.provider,
+                code="address_refused",
+            )
+        return ProviderConnectionError(
+            f"{self.label} could not be reached at {_origin(url)} ({type(exc).__name__}); nothing was sent.",
+            provider=self.provider,
+        )
 
     def _no_answer(self, what: str, creating: bool) -> str:
         sentence = f"{self.label} {what}."
@@ -144,6 +177,16 @@ class HttpClient:
                 provider=self.provider,
             )
         return body
+
+
+def refused_address(exc: BaseException | None) -> bool:
+    """Whether a connection error comes from the address guard (playground.addresses), at any depth."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, AddressRefusedError):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__ or getattr(exc, "os_error", None), seen + 1
+    return False
 
 
 def _origin(url: str) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 
 import psycopg
 
-from playground.errors import PlaygroundError
+from playground.errors import PlaygroundError, StoreError
 from playground.history import PostgresHistory
 from playground.history.leases import CHANNEL, Delivery, SharedJobs
 from playground.inbox import Inbox, Waiter
@@ -61,7 +61,7 @@ class ReplicaInbox(Inbox):
     async def catch_up(self, provider: str, task_id: str, waiter: Waiter) -> None:
         try:
             found = await self.shared.latest_delivery(provider, task_id)
-        except psycopg.Error as exc:  # the job still polls; the next notification may still come
+        except (psycopg.Error, StoreError) as exc:  # the job still polls; the next notification may still come
             log.warning("could not look for callbacks of %s task %s: %s", provider, task_id, exc)
             return
         if found is not None:
@@ -137,7 +137,7 @@ class Replicas:
                     await self.catch_up_all()  # deliveries kept while we were not listening
                     async for note in db.notifies():
                         await self._notified(note.payload)
-            except (psycopg.Error, OSError) as exc:
+            except (psycopg.Error, StoreError, OSError) as exc:
                 self._listening.clear()
                 log.warning("lost the LISTEN connection (%s); listening again in %g s", exc, RECONNECT_S)
                 await asyncio.sleep(RECONNECT_S)
@@ -149,7 +149,7 @@ class Replicas:
     async def _notified(self, payload: str) -> None:
         try:
             found = await self.shared.delivery(int(json.loads(payload)["id"]))
-        except (ValueError, KeyError, TypeError, psycopg.Error) as exc:
+        except (ValueError, KeyError, TypeError, psycopg.Error, StoreError) as exc:
             log.warning("could not read a delivery notice %r: %s", payload[:80], exc)
             return
         if found is not None:
@@ -167,7 +167,7 @@ class Replicas:
             try:
                 await self.shared.renew(self.inbox.waiting())
                 await self.take_over()
-            except (psycopg.Error, OSError) as exc:
+            except (psycopg.Error, StoreError, OSError) as exc:
                 log.warning("could not renew leases or look for expired ones: %s", exc)
             await asyncio.sleep(self.every_s)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from playground.addresses import check_url
 from playground.errors import (
     JobCanceledError,
     JobFailedError,
@@ -25,7 +26,7 @@ from playground.errors import (
     UnexpectedResponseError,
 )
 from playground.http import HttpClient
-from playground.images import EXTENSIONS, RESULT_FORMATS, sniff
+from playground.images import EXTENSIONS, MAX_RESULT_BYTES, RESULT_FORMATS, sniff
 from playground.inbox import Inbox, Waiter
 from playground.models import (
     Events,
@@ -71,6 +72,8 @@ class RunContext:
     """Waits until one more status read keeps the provider inside its documented rate."""
     callbacks: bool = False
     storage: Storage | None = None  # where results are kept; None: files under the run's out_dir
+    redact: Callable[[JobEvent], JobEvent] = lambda event: event  # keys a provider echoed: replaced everywhere
+    downloads: Callable[[ProviderSpec], httpx.AsyncClient] | None = None  # the client for results (else client)
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class PlannedJob:
     notes: tuple[str, ...]
     callback_url: str | None = None
     http: HttpClient | None = None
+    check_input_url: bool = False  # resolve the input URL's name and refuse a private address before the create
 
 
 class Run:
@@ -139,6 +143,10 @@ class Run:
 
     async def _submit_and_follow(self, tracker: Tracker, plan: PlannedJob) -> None:
         await tracker.emit("queued", "queued")
+        if plan.check_input_url and plan.request.image is not None and plan.request.image.url:
+            await check_url(plan.request.image.url, allow_private=False, must_resolve=False)
+        # Hosting writes the input once (a few ms); no await here, so a stop just after "queued" still finds the
+        # create on its way, as it always has.
         request = self.context.hosting(plan.spec, plan.request)
         tracker.timer.submitting(self.context.clock())
         submitting = plan.provider.submit(request, callback_url=plan.callback_url)
@@ -288,10 +296,14 @@ def outcome(spec: ProviderSpec, job: JobRef, status: JobStatus) -> str:
 async def download(context: RunContext, spec: ProviderSpec, job: JobRef, url: str) -> bytes:
     """The result's bytes, at once (URLs expire), with an unauthenticated client: hosts get no key."""
     if url.startswith("data:"):
-        return base64.b64decode(url.split(",", 1)[1])
-    http = HttpClient(context.client, provider=spec.name, label=f"{spec.label}'s image host", sleep=context.sleep)
+        encoded = url.split(",", 1)[-1]
+        if len(encoded) > MAX_RESULT_BYTES * 4 // 3 + 4:
+            raise ResultImageError(f"The result of task {job.task_id} is larger than the playground keeps.")
+        return base64.b64decode(encoded)
+    client = context.downloads(spec) if context.downloads is not None else context.client
+    http = HttpClient(client, provider=spec.name, label=f"{spec.label}'s image host", sleep=context.sleep)
     try:
-        response = await http.fetch("GET", url)
+        response = await http.fetch("GET", url, max_bytes=MAX_RESULT_BYTES)
     except ProviderError as exc:
         raise ResultImageError(
             f"The result of task {job.task_id} could not be downloaded: {exc}", provider=spec.name, task_id=job.task_id
@@ -346,6 +358,7 @@ class Tracker:
             sent=self.sent,
             **extra,
         )
+        event = self.run.context.redact(event)
         if keep or state != self.state or state == "running" and message.startswith("submitted"):
             await self.run.context.record(event)
         self.state = state

@@ -20,9 +20,9 @@ from typing import Protocol
 import httpx
 from pydantic import SecretStr
 
+from playground.addresses import local_address
 from playground.capabilities import check_request, needs_hosting
-from playground.errors import ConfigError, InvalidInputError, PlaygroundError, WebhookError
-from playground.fetch import local_address
+from playground.errors import ConfigError, InvalidInputError, PlaygroundError, StoreError, WebhookError
 from playground.history import History, RunRecord
 from playground.hosting import InputHost
 from playground.http import HttpClient, Sleep, build_client
@@ -32,6 +32,7 @@ from playground.polling import PollingPolicy
 from playground.providers import REGISTRY, Provider, ProviderConfig, ProviderSpec, get_spec
 from playground.providers.base import CallbackUpdate
 from playground.ratelimit import SlidingWindow
+from playground.redact import Secrets
 from playground.runner import PlannedJob, Run, RunContext
 from playground.settings import Settings
 from playground.storage import LocalStorage, Storage, with_local_results
@@ -67,6 +68,7 @@ class Plan:
     request: GenerationRequest
     jobs: tuple[PlannedJob, ...]
     refused: tuple[Refusal, ...]
+    keys: tuple[SecretStr, ...] = ()  # the visitor's keys: redacted from everything while the run lasts
 
     @property
     def targets(self) -> list[Target]:
@@ -109,7 +111,9 @@ class GenerationService:
         self.transport = transport
         self.sleep = sleep
         self.clock = clock
+        self.secrets = Secrets(settings.secrets.values())  # configured keys and secrets: never shown, stored, logged
         self._client: httpx.AsyncClient | None = None
+        self._public_client: httpx.AsyncClient | None = None
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -119,13 +123,21 @@ class GenerationService:
         return self._client
 
     @property
+    def public_client(self) -> httpx.AsyncClient:
+        """A client that connects only to public addresses: for URLs a visitor or a provider's answer names."""
+        if self._public_client is None:
+            self._public_client = build_client(self.settings.http_timeout_s, self.transport, guarded=True)
+        return self._public_client
+
+    @property
     def callbacks_enabled(self) -> bool:
         return self.callback_base_url is not None
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        for client in (self._client, self._public_client):
+            if client is not None:
+                await client.aclose()
+        self._client = self._public_client = None
 
     def spec(self, name: str) -> ProviderSpec:
         return self.specs.get(name) or get_spec(name)
@@ -178,20 +190,23 @@ class GenerationService:
         *,
         server_keys: bool = True,
         vary_seed: bool = False,
+        trusted: bool = True,
     ) -> Plan:
         """Check every target before anything is sent: each is accepted (ready to submit) or refused.
 
-        ``vary_seed`` gives target i the seed ``request.seed + i`` instead of one seed for all.
+        ``vary_seed`` gives target i the seed ``request.seed + i`` instead of one seed for all. ``trusted``: the
+        local user or a password holder; a stranger on a shared page (False) never gets a private input URL used.
         """
         if not targets:
             raise ConfigError("No provider chosen: pick at least one provider and model.")
         jobs, refused = [], []
         for i, target in enumerate(dict.fromkeys(targets)):
             try:
-                jobs.append(self._planned(request, target, i, keys, server_keys=server_keys, vary_seed=vary_seed))
+                options = dict(server_keys=server_keys, vary_seed=vary_seed, trusted=trusted)
+                jobs.append(self._planned(request, target, i, keys, **options))
             except PlaygroundError as exc:
                 refused.append(Refusal(target, exc))
-        return Plan(request, tuple(jobs), tuple(refused))
+        return Plan(request, tuple(jobs), tuple(refused), tuple((keys or {}).values()))
 
     def _planned(
         self,
@@ -202,6 +217,7 @@ class GenerationService:
         *,
         server_keys: bool,
         vary_seed: bool,
+        trusted: bool,
     ) -> PlannedJob:
         name, model = target
         spec = self.spec(name)
@@ -210,23 +226,38 @@ class GenerationService:
             job_request = job_request.model_copy(update={"seed": (request.seed + index) % 2**32})
         serving = [s.label for s in self.specs.values() if s.serves(model)]
         notes = check_request(spec, job_request, can_host=self.input_host is not None, served_by=serving)
-        self._check_reachable(spec, job_request)
+        resolve = self._check_reachable(spec, job_request, trusted=trusted)
         provider, http = self._adapter(name, keys, server_keys=server_keys)
         visitor_key = spec.key_env in (keys or {})
-        return PlannedJob(spec, provider, job_request, notes, self._callback_url(spec, visitor_key), http)
+        return PlannedJob(spec, provider, job_request, notes, self._callback_url(spec, visitor_key), http, resolve)
 
-    def _check_reachable(self, spec: ProviderSpec, request: GenerationRequest) -> None:
-        """Refuse an input URL on a private or local address, which a hosted provider cannot reach.
+    def is_local(self, spec: ProviderSpec) -> bool:
+        """Whether ``spec``'s base URL is on this machine or a private network (a stand-in, the sandbox)."""
+        return local_address(self.settings.value(spec.base_url_env, spec.default_base_url)) is not None
 
-        Allowed with PLAYGROUND_ALLOW_PRIVATE_URLS=1, in sandbox mode, and when the provider's own base URL is
-        itself on a local address (a stand-in on this machine can reach it). file:// never gets this far.
+    def _check_reachable(self, spec: ProviderSpec, request: GenerationRequest, *, trusted: bool) -> bool:
+        """Refuse an input URL written as a private or local address (in any spelling): a hosted provider cannot
+        reach it, and a stand-in on this machine must not fetch one for a stranger.
+
+        For a trusted requester it is allowed with PLAYGROUND_ALLOW_PRIVATE_URLS=1, in sandbox mode, and when the
+        provider's own base URL is itself local. Returns whether the URL's name must still be resolved and
+        checked before it is sent (the runner does it, just before the create).
         """
         url = request.image.url if request.image is not None else None
-        if url is None or self.settings.allow_private_urls or self.settings.sandbox:
-            return
+        if (
+            url is None
+            or trusted
+            and (self.settings.allow_private_urls or self.settings.sandbox or self.is_local(spec))
+        ):
+            return False
         address = local_address(url)
-        if address is None or local_address(self.settings.value(spec.base_url_env, spec.default_base_url)):
-            return
+        if address is None:
+            return True
+        if not trusted:  # a stranger: the operator's setting is no business of theirs
+            raise InvalidInputError(
+                f"The image URL {url[:80]} points at a private or local address; on this shared page only public "
+                "http(s) URLs are used: give a public URL, or upload the file."
+            )
         raise InvalidInputError(
             f"The image URL {url[:80]} points at a private or local address ({address}) that {spec.label} cannot "
             "reach; use a public URL or a local file (or set PLAYGROUND_ALLOW_PRIVATE_URLS=1 for local testing)."
@@ -255,12 +286,13 @@ class GenerationService:
             return
         run = self._new_run(uuid.uuid4().hex[:12], timeout_s, out_dir)
         await self.polling.prepare(plan.targets)
-        if self.history is not None:
-            kind = "edit" if plan.request.is_edit else "generate"
-            await self.history.start_run(run.run_id, plan.request, plan.targets, kind=kind, owner=owner)
-        async with contextlib.aclosing(run.stream([run.job(job) for job in plan.jobs])) as events:
-            async for event in events:  # closing this stream (Stop) stops the jobs at once, as 'stopped'
-                yield event
+        with self.secrets.lent(plan.keys):  # a provider may echo the visitor's key: redacted while the run lasts
+            if self.history is not None:  # a store that cannot keep the run refuses it (StoreError): nothing sent
+                kind = "edit" if plan.request.is_edit else "generate"
+                await self.history.start_run(run.run_id, plan.request, plan.targets, kind=kind, owner=owner)
+            async with contextlib.aclosing(run.stream([run.job(job) for job in plan.jobs])) as events:
+                async for event in events:  # closing this stream (Stop) stops the jobs at once, as 'stopped'
+                    yield event
 
     async def resume(
         self,
@@ -283,9 +315,10 @@ class GenerationService:
             run.resume_job(self.spec(ref.provider), self.provider(ref.provider, keys, server_keys=server_keys), ref)
             for ref in refs
         ]
-        async with contextlib.aclosing(run.stream(waits)) as events:
-            async for event in events:
-                yield event
+        with self.secrets.lent((keys or {}).values()):
+            async with contextlib.aclosing(run.stream(waits)) as events:
+                async for event in events:
+                    yield event
 
     async def resume_unfinished(self) -> int:
         """After a restart: wait again for every job history says was submitted and not finished.
@@ -316,6 +349,8 @@ class GenerationService:
             pace=self.pace,
             callbacks=self.callbacks_enabled,
             storage=LocalStorage(out_dir) if out_dir else self.storage,
+            redact=self.secrets.event,
+            downloads=self.download_client,
         )
         return Run(
             context,
@@ -352,6 +387,11 @@ class GenerationService:
             return request
         return request.model_copy(update={"image": self.input_host.publish(request.image)})
 
+    def download_client(self, spec: ProviderSpec) -> httpx.AsyncClient:
+        """The client that fetches ``spec``'s results: public addresses only, unless the provider is itself local
+        (a stand-in, the sandbox) or PLAYGROUND_ALLOW_PRIVATE_URLS=1. No key goes with it either way."""
+        return self.client if self.settings.allow_private_urls or self.is_local(spec) else self.public_client
+
     async def keep(self, event: JobEvent) -> None:
         """Learn from the event (polling) and record it in history; a history failure is logged, never fatal."""
         self.polling.learn(event)
@@ -359,6 +399,8 @@ class GenerationService:
             return
         try:
             await self.history.record(event)
+        except StoreError as exc:
+            log.warning("%s (%s event of %s)", exc, event.state, event.key)
         except Exception:
             log.exception("could not record %s event for %s in history", event.state, event.key)
 

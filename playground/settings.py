@@ -13,6 +13,9 @@ from playground.models import model_info
 from playground.providers import env_names, get_spec
 
 _SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD")
+# Callback bodies are a few kilobytes (ids, status, a result URL); Replicate's carries the prediction's input,
+# so an edit sent as an inline image is larger: such a delivery is refused and the job confirmed by its reads.
+DEFAULT_WEBHOOK_MAX_BYTES = 256 * 1024
 
 
 def is_secret_name(name: str) -> bool:
@@ -45,6 +48,7 @@ class Settings(BaseModel):
     database_url: str | None = None  # postgresql://... : the shared store of several replicas (else SQLite)
     storage_url: str | None = None  # s3://bucket/prefix : where results are kept (else out_dir)
     lease_s: float = 30.0  # with replicas: a job whose owner stops renewing is taken over this long after
+    webhook_max_bytes: int = DEFAULT_WEBHOOK_MAX_BYTES
 
     def secret(self, name: str) -> SecretStr | None:
         """The secret named ``name``, or None when unset or blank."""
@@ -79,6 +83,7 @@ class Settings(BaseModel):
             database_url=_database_url(env),
             storage_url=_storage_url(env),
             lease_s=_number(env, "PLAYGROUND_LEASE_S", 30.0) or 30.0,
+            webhook_max_bytes=_count(env, "PLAYGROUND_WEBHOOK_MAX_BYTES", DEFAULT_WEBHOOK_MAX_BYTES),
         )
 
 
@@ -143,6 +148,15 @@ def _number(env: Mapping[str, str], name: str, default: float | None) -> float |
     if value <= 0:
         raise ConfigError(f"{name} must be a positive number of seconds, not {raw}.")
     return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) <= 0:
+        raise ConfigError(f"{name} must be a whole number of bytes above 0, not {raw!r}.")
+    return int(raw)
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

@@ -88,6 +88,8 @@ def receiver_url():
     holder: dict[str, GenerationService] = {}
 
     class LateBound:
+        settings = Settings()  # the routes read the webhook body cap from it
+
         def deliver_callback(self, *args):
             return holder["service"].deliver_callback(*args)
 

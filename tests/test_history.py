@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from playground.errors import ConfigError, InvalidInputError
+from playground.errors import ConfigError, InvalidInputError, StoreError
 from playground.history import History, SqliteHistory
 from playground.history.sqlite_schema import SCHEMA_VERSION
 from playground.history_cli import add_history_commands, run_history_command
@@ -320,9 +320,6 @@ async def test_a_timed_out_job_resumed_to_success_keeps_its_whole_story(store):
 # --- atomicity, concurrency --------------------------------------------------------------------------
 
 
-STORE_ERRORS = (sqlite3.DatabaseError, psycopg.Error)
-
-
 def raw_sql(store: History, *statements: str) -> list[tuple[Any, ...]]:
     """Run statements on the store's database from another connection; the last one's rows."""
     if isinstance(store, SqliteHistory):
@@ -352,7 +349,7 @@ def repair(store: History) -> None:
 async def test_a_failure_in_the_middle_of_recording_an_event_leaves_the_job_as_it_was(store):
     await store.start_run("run1", FOX, [("kie", "flux-kontext-pro")])
     break_state_inserts(store)
-    with pytest.raises(STORE_ERRORS, match="disk full"):
+    with pytest.raises(StoreError, match="disk full"):
         await store.record(event("succeeded", task_id="t-1", result=result()))
     (job,) = (await store.get_run("run1")).jobs
     assert (job.state, job.task_id, job.result_path) == ("queued", None, None)
@@ -363,7 +360,7 @@ async def test_a_failure_in_the_middle_of_recording_an_event_leaves_the_job_as_i
 
 async def test_a_failure_in_the_middle_of_starting_a_run_leaves_no_run(store):
     break_state_inserts(store)
-    with pytest.raises(STORE_ERRORS):
+    with pytest.raises(StoreError):
         await store.start_run("run1", FOX, [("kie", "flux-kontext-pro")])
     assert await store.get_run("run1") is None and await store.list_runs() == []
     assert raw_sql(store, "SELECT COUNT(*) FROM jobs") == [(0,)]

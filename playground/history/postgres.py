@@ -25,7 +25,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from playground.errors import InvalidInputError
+from playground.errors import InvalidInputError, StoreError
 from playground.history import queries
 from playground.history.postgres_inputs import input_bytes, local_input, request_data
 from playground.history.postgres_schema import UPSERT_JOB_SQL, migrate
@@ -101,11 +101,22 @@ class PostgresHistory:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[dict[str, Any]]]:
-        """One transaction: committed whole, or rolled back whole on any exception."""
-        async with (await self.pool()).connection() as db:
-            db.row_factory = dict_row  # type: ignore[assignment]
-            async with db.transaction():
-                yield db  # type: ignore[misc]
+        """One transaction: committed whole, or rolled back whole on any exception.
+
+        A database error arrives as StoreError, one sentence (as from the SQLite store); the URL, which may hold
+        a password, is never in it.
+        """
+        try:
+            async with (await self.pool()).connection() as db:
+                db.row_factory = dict_row  # type: ignore[assignment]
+                async with db.transaction():
+                    yield db  # type: ignore[misc]
+        except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StoreError(
+                f"The shared history database (PLAYGROUND_DATABASE_URL) could not keep this ({reason}): check that "
+                "PostgreSQL is up and has room, then try again."
+            ) from exc
 
     async def fetch(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
         """The rows of one statement, in its own transaction."""

@@ -29,6 +29,7 @@ from playground.errors import ConfigError, InvalidInputError
 from playground.history import queries
 from playground.history.queries import TERMINAL_SQL
 from playground.history.records import JobRecord, RunRecord, RunSummary, StateChange
+from playground.history.sqlite_health import BUSY_TIMEOUT_MS, ensure_data_dir, store_error
 from playground.history.sqlite_schema import (
     DURATIONS_SQL,
     FINISHED_JOBS_SQL,
@@ -41,7 +42,6 @@ from playground.models import GenerationRequest, InputImage, JobEvent, JobResult
 
 DB_NAME = "history.sqlite3"
 INPUTS_DIR = "inputs"
-BUSY_TIMEOUT_MS = 5_000  # another process writing: wait this long for the lock, then fail
 UPDATE_SUMMARY_SQL = queries.summary_sql(queries.SQLITE)
 Clock = Callable[[], datetime]
 P = ParamSpec("P")
@@ -55,7 +55,7 @@ def in_worker(
 
     @functools.wraps(method)
     async def call(store: SqliteHistory, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        work = functools.partial(method, store, *args, **kwargs)
+        work = functools.partial(store._sentences, method, store, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(store._worker, work)
 
     return call
@@ -83,22 +83,39 @@ class SqliteHistory:
 
     @classmethod
     def open(cls, data_dir: Path | str, *, clock: Clock = _now) -> SqliteHistory:
-        """Open (creating or migrating) ``<data_dir>/history.sqlite3``."""
-        root = Path(data_dir)
-        root.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(root / DB_NAME, isolation_level=None, check_same_thread=False)
-        db.row_factory = sqlite3.Row
-        db.create_function("casefold", 1, lambda s: s.casefold() if isinstance(s, str) else s, deterministic=True)
-        for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON"):
-            db.execute(f"PRAGMA {pragma}")
-        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        """Open (creating or migrating) ``<data_dir>/history.sqlite3``.
+
+        StoreError, one sentence naming the file and what to do, when it cannot be used (corrupt, locked, not a
+        database, a data dir that is a file); several processes opening a new file at once is safe.
+        """
+        root = ensure_data_dir(data_dir)
+        try:
+            db = sqlite3.connect(root / DB_NAME, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise store_error(root / DB_NAME, exc) from None
         store = cls(db, root, clock=clock)
         try:
-            store._migrate()
+            store._sentences(store._prepare)
         except BaseException:
             db.close()
             raise
         return store
+
+    def _prepare(self) -> None:
+        db = self._db
+        db.row_factory = sqlite3.Row
+        db.create_function("casefold", 1, lambda s: s.casefold() if isinstance(s, str) else s, deterministic=True)
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")  # first: the pragmas below may wait for a lock
+        for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON"):
+            db.execute(f"PRAGMA {pragma}")
+        self._migrate()
+
+    def _sentences(self, method: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
+        """Run ``method``, turning a database error into StoreError: one sentence naming the file."""
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from None
 
     def close(self) -> None:
         """Close the database; the store is unusable afterwards."""
@@ -129,16 +146,20 @@ class SqliteHistory:
             self._db.execute("COMMIT")
 
     def _migrate(self) -> None:
-        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-        if version > SCHEMA_VERSION:
-            raise ConfigError(
-                f"The history file {self.path} has schema version {version}, newer than this playground "
-                f"({SCHEMA_VERSION}); update the playground or point PLAYGROUND_DATA_DIR elsewhere."
-            )
-        for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+        """Take the file to SCHEMA_VERSION one step per transaction, reading the version inside it: another
+        process migrating the same new file at the same time is waited for, and its steps are not done twice."""
+        while True:
             with self._write() as db:
-                step(db)
-                db.execute(f"PRAGMA user_version = {number}")
+                version = int(db.execute("PRAGMA user_version").fetchone()[0])
+                if version > SCHEMA_VERSION:
+                    raise ConfigError(
+                        f"The history file {self.path} has schema version {version}, newer than this playground "
+                        f"({SCHEMA_VERSION}); update the playground or point PLAYGROUND_DATA_DIR elsewhere."
+                    )
+                if version == SCHEMA_VERSION:
+                    return
+                MIGRATIONS[version](db)
+                db.execute(f"PRAGMA user_version = {version + 1}")
 
     @in_worker
     def start_run(

@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from playground.errors import UnexpectedResponseError, WebhookError
 from playground.models import (
@@ -47,6 +48,8 @@ from playground.providers.base import (
 RESULT_PATH = "/v1/get_result"
 POLLING_URL = "polling_url"
 CREDIT_USD = 0.01  # one BFL credit [doc: cost]
+# Where a polling_url may lead, since it receives the x-key [doc: follow-up URLs]; also the configured base URL.
+BFL_HOSTS = frozenset({"api.bfl.ai", "api.eu.bfl.ai", "api.us.bfl.ai"})
 WEBHOOK_SECRET_ENV = "BFL_WEBHOOK_SECRET"
 SIGNATURE_HEADER = "x-bfl-signature"
 # BFL documents no replay window; we use the 300 s the other providers use.
@@ -73,6 +76,7 @@ class BflProvider(Adapter):
         response = await self._http.create("POST", url, json=body, headers=self._auth())
         answer = self._http.json(response)
         polling_url = first_str(answer.get(POLLING_URL))  # absent in the webhook variant (AsyncWebhookResponse)
+        polling_url = polling_url if polling_url and self.may_follow(polling_url) else None
         return self.submitted(
             request,
             first_str(answer.get("id")),
@@ -82,9 +86,9 @@ class BflProvider(Adapter):
         )
 
     async def status(self, job: JobRef) -> JobStatus:
-        """GET the polling_url BFL returned, as is; /v1/get_result?id= only when we never saw one."""
+        """GET the polling_url BFL returned, as is, if it is on a BFL host; else /v1/get_result?id=."""
         url = job.urls.get(POLLING_URL)
-        if url:
+        if url and self.may_follow(url):
             response = await self._http.fetch("GET", url, headers=self._auth())
         else:
             params = {"id": job.task_id}
@@ -108,6 +112,14 @@ class BflProvider(Adapter):
         verify_signature(headers.get(SIGNATURE_HEADER, ""), body, secret, provider=self.spec.name)
         check_timestamp(payload.get("timestamp"), now, provider=self.spec.name)
         return CallbackUpdate(task_id=task_id, status=to_status(payload))
+
+    def may_follow(self, url: str) -> bool:
+        """Whether ``url`` may receive the key: https on a documented BFL host, or under the configured base URL."""
+        parts, base = urlsplit(url), urlsplit(self._config.base_url)
+        if (parts.scheme, parts.netloc) == (base.scheme, base.netloc):
+            return True
+        on_bfl = parts.hostname in BFL_HOSTS and parts.port in (None, 443) and parts.username is None
+        return parts.scheme == "https" and on_bfl
 
     def _auth(self) -> dict[str, str]:
         return {"x-key": self._config.key()}
@@ -270,4 +282,5 @@ SPEC: ProviderSpec = ProviderSpec(
     extra_env={WEBHOOK_SECRET_ENV: ""},
     docs_url="https://docs.bfl.ai/api-reference/models/edit-or-create-an-image-with-flux1-kontext-%5Bpro%5D",
     key_url="https://dashboard.bfl.ai",
+    callback_body_signed=True,  # HMAC of the body (not confirmed) [docs/providers.md, Black Forest Labs]
 )

@@ -304,4 +304,5 @@ SPEC: ProviderSpec = ProviderSpec(
     extra_env={PUBLIC_KEYS_ENV: ""},  # public keys, not a secret
     docs_url="https://fal.ai/models/fal-ai/flux-pro/kontext/api",
     key_url="https://fal.ai/dashboard/keys",
+    callback_body_signed=True,  # Ed25519 over ids, time and the body's hash (not confirmed) [docs/providers.md, fal.ai]
 )

@@ -71,14 +71,19 @@ class KieProvider(Adapter):
         return to_status(_data(response))
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes, *, now: float) -> CallbackUpdate:
-        """KIE signs taskId.timestamp (when a key is set); FluxAPI.ai signs nothing, so status() confirms it."""
+        """Always a nudge: status() says how the job ended, never the body.
+
+        KIE signs only taskId.timestamp [doc]: a valid signature proves which task finished, not what the body
+        claims (state, error text, result URL), so a verified delivery only wakes the job early; a forged one
+        (when KIE_WEBHOOK_HMAC_KEY is set) is refused. FluxAPI.ai signs nothing.
+        """
         payload = callback_json(body, self.spec)
         task_id = callback_task_id(as_dict(payload.get("data")), ("taskId", "task_id"), self.spec, "data.taskId")
         key = self._config.secret(HMAC_KEY_ENV)
         if key is None:
             return CallbackUpdate(task_id=task_id, status=None)
         verify_kie_signature(headers, task_id, key, now=now, provider=self.spec.name)
-        return CallbackUpdate(task_id=task_id, status=callback_status(payload))
+        return CallbackUpdate(task_id=task_id, status=None, delivery_id=f"{task_id}:{headers['x-webhook-timestamp']}")
 
     async def _image_ref(self, image: InputImage) -> str:
         if image.url:
@@ -174,21 +179,6 @@ def verify_kie_signature(headers: Mapping[str, str], task_id: str, key: str, *, 
     check_window(timestamp, now, label="KIE", provider=provider)
     if not hmac.compare_digest(kie_signature(task_id, timestamp, key), signature):
         raise WebhookError("KIE callback signature does not match.", provider=provider)
-
-
-def callback_status(payload: dict[str, Any]) -> JobStatus:
-    """A callback body as a status: code 200 with data.info, or an error code with msg [doc]."""
-    data = as_dict(payload.get("data"))
-    if _code(payload.get("code")) == 200:
-        return JobStatus(state="succeeded", image_urls=_result_urls(data.get("info")), raw=payload)
-    message = first_str(payload.get("msg")) or "generation failed"
-    return JobStatus(
-        state="failed",
-        error=message,
-        error_code=str(payload.get("code")),
-        moderated=bool(_MODERATION.search(message)),
-        raw=payload,
-    )
 
 
 def _code(value: Any) -> int | None:

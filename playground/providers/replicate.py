@@ -264,4 +264,5 @@ SPEC = ProviderSpec(
     docs_url="https://replicate.com/black-forest-labs/flux-kontext-pro/api",
     max_reads_per_minute=3000,  # 3000 requests/minute outside creates [doc: errors]
     key_url="https://replicate.com/account/api-tokens",
+    callback_body_signed=True,  # Standard Webhooks: id.timestamp.body [docs/providers.md, Replicate]
 )

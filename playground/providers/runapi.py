@@ -235,4 +235,5 @@ SPEC: ProviderSpec = ProviderSpec(
     extra_env={CALLBACK_SECRET_ENV: ""},
     docs_url="https://runapi.ai/docs#flux-kontext",
     key_url="https://runapi.ai/api_keys",
+    callback_body_signed=True,  # HMAC over id.timestamp.body [docs/providers.md, RunAPI.ai]
 )

@@ -329,4 +329,5 @@ SPEC = ProviderSpec(
     },
     docs_url="https://docs.runflow.io/api-reference/models/create-and-dispatch-a-singleton-model-run",
     key_url="https://app.runflow.io/settings/api-keys",
+    callback_body_signed=True,  # HMAC of the body [docs/providers.md, Runflow]
 )

@@ -13,7 +13,7 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
-from playground.sandbox.core import RETRY_AFTER_S, SandboxJob, SandboxState, Stage
+from playground.sandbox.core import PRESENTED_KEY, RETRY_AFTER_S, SandboxJob, SandboxState, Stage
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,8 @@ async def fault(state: SandboxState, provider: str, stage: Stage, error: ErrorSh
         return Response("<html><body>502 Bad Gateway</body></html>", status_code=200, media_type="text/html")
     if kind == "455":
         return error(455, "Service unavailable: system under maintenance", "maintenance")
+    if kind == "401":  # repeats the key it was given, as some APIs do (see core.PRESENTED_KEY)
+        return error(401, f"Invalid API key: {PRESENTED_KEY.get() or '(none)'}", "invalid_api_key")
     await asyncio.sleep(0)
     return error(int(kind), "Internal server error (injected by the sandbox)", "server_error")
 

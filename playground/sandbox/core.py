@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import json
 import logging
@@ -11,21 +12,29 @@ import random
 import re
 import threading
 import time
+import typing
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
 
+from playground.addresses import AddressRefusedError, check_url
+from playground.errors import InvalidInputError
+from playground.images import MAX_INPUT_BYTES
 from playground.sandbox.draw import render
+from playground.sandbox.faults import HttpFault, Outcome, fault_item
+from playground.transport import build_client
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["success", "fail", "moderate", "never"]
 Stage = Literal["create", "status", "upload"]
-HttpFault = Literal["429", "500", "503", "455", "malformed"]
+# The key the request being answered presented (set by key_ok): an injected 401 repeats it, as some APIs do, so
+# tests can prove that nothing the playground shows or keeps carries a key a provider echoed.
+PRESENTED_KEY: contextvars.ContextVar[str | None] = contextvars.ContextVar("presented_key", default=None)
 
 # Typical seconds per job, so the sandbox shows differences worth comparing; [max] is slower.
 TYPICAL_JOB_S: dict[str, float] = {
@@ -41,6 +50,7 @@ TYPICAL_JOB_S: dict[str, float] = {
 MAX_MODEL_FACTOR = 1.3
 RETRY_AFTER_S = 1
 READY_IMAGE_PX = 64
+INPUT_FETCH_TIMEOUT_S = 5.0
 _PROMPT_OUTCOME = re.compile(r"sandbox:(fail|moderate|never)")
 
 
@@ -112,6 +122,10 @@ class SandboxState:
         # ready-made image per format instead of drawing, so the sandbox's own work does not dominate.
         self.durations: Callable[[str, str], float] | None = None
         self.ready_made = False
+        # The in-app sandbox of a page strangers reach fetches input images as the playground does: public
+        # addresses only (and capped), except the app's own hosted inputs at these origins.
+        self.guard_inputs = False
+        self.allowed_input_origins: set[str] = set()
 
     # --- configuration ---------------------------------------------------------------------
 
@@ -124,17 +138,18 @@ class SandboxState:
         """Make every later job of ``provider`` end this way."""
         self._outcomes[provider] = outcome
 
-    def configure(self, spec: str) -> None:
-        """Apply SANDBOX_FAULTS, e.g. ``runapi:create=500,kie:job=moderate,apixo:status=429*2``."""
-        for item in filter(None, (part.strip() for part in spec.split(","))):
-            match = re.fullmatch(r"(\w+):(create|status|upload|job)=(\w+)(?:\*(\d+))?", item)
-            if not match:
-                raise ValueError(f"SANDBOX_FAULTS item {item!r} is not provider:stage=fault[*times]")
-            provider, stage, what, times = match.groups()
+    def configure(self, spec: str, *, providers: typing.Collection[str] | None = None) -> None:
+        """Apply SANDBOX_FAULTS, e.g. ``runapi:create=500,kie:job=moderate,apixo:status=429*2``.
+
+        ValueError naming the first bad item (nothing is applied then): an unknown provider (when ``providers``
+        is given), stage, fault or outcome, or a count out of range (sandbox/faults.py).
+        """
+        items = [fault_item(item, providers) for item in filter(None, (part.strip() for part in spec.split(",")))]
+        for provider, stage, what, times in items:
             if stage == "job":
                 self.set_outcome(provider, what)  # type: ignore[arg-type]
             else:
-                self.inject(provider, stage, what, int(times or 1))  # type: ignore[arg-type]
+                self.inject(provider, stage, what, times)  # type: ignore[arg-type]
 
     def take_fault(self, provider: str, stage: Stage) -> HttpFault | None:
         with self._lock:
@@ -156,6 +171,7 @@ class SandboxState:
 
     def key_ok(self, provider: str, presented: str | None) -> bool:
         """A key is accepted when it matches the configured one, or any non-blank key if none is set."""
+        PRESENTED_KEY.set(presented)
         if not presented:
             return False
         expected = self.keys.get(provider)
@@ -268,17 +284,19 @@ class SandboxState:
         self.files[f"result-{job.id}"] = (job.result, mime)
 
     async def fetch_input(self, url: str) -> bytes | None:
-        """The input image's bytes (files served by this sandbox are found by URL); None when unreadable."""
+        """The input image's bytes (files served by this sandbox are found by URL); None when unreadable or, on a
+        guarded sandbox, not on a public address."""
         local = self._served_file(url)
         if local is not None:
             return local
+        guarded = self.guard_inputs and _origin(url) not in self.allowed_input_origins
         try:
-            async with httpx.AsyncClient(timeout=5, follow_redirects=True) as client:
-                response = await client.get(url)
-                response.raise_for_status()
-                return response.content
-        except httpx.HTTPError as exc:
-            log.warning("sandbox: could not fetch input image %s (%s); drawing a placeholder", url, exc)
+            if guarded:
+                await check_url(url, allow_private=False, must_resolve=True)
+            async with build_client(INPUT_FETCH_TIMEOUT_S, guarded=guarded) as client:
+                return await _read_capped(client, url)
+        except (httpx.HTTPError, AddressRefusedError, InvalidInputError, ValueError) as exc:
+            log.warning("sandbox: could not fetch input image %s (%s); drawing a placeholder", url[:80], exc)
             return None
 
 
@@ -286,6 +304,24 @@ class SandboxState:
 def ready_image(fmt: str) -> bytes:
     """A small plain image, drawn once per format (benchmarks)."""
     return render("sandbox", "ready-made", "benchmark", "1:1", fmt, None, long_side=READY_IMAGE_PX)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+async def _read_capped(client: httpx.AsyncClient, url: str) -> bytes:
+    """GET ``url``; ValueError once the body passes MAX_INPUT_BYTES (it is never read further)."""
+    async with client.stream("GET", url) as response:
+        response.raise_for_status()
+        chunks, size = [], 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_INPUT_BYTES:
+                raise ValueError(f"larger than {MAX_INPUT_BYTES} bytes")
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _served_name(url: str) -> str | None:

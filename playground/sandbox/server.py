@@ -19,11 +19,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from playground.errors import ConfigError
 from playground.providers import REGISTRY
 from playground.sandbox.core import SandboxState
 from playground.settings import Settings, is_secret_name
 
 SANDBOX_KEY = "sandbox-key"
+MAX_JOB_SECONDS = 3600.0
 
 
 def protocol(name: str) -> ModuleType:
@@ -69,7 +71,7 @@ def _faults(state: SandboxState) -> Callable[[Request], Response]:
     async def configure(request: Request) -> Response:
         spec = (await request.json()).get("spec", "")
         try:
-            state.configure(spec)
+            state.configure(spec, providers=REGISTRY)
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"ok": True})
@@ -77,16 +79,23 @@ def _faults(state: SandboxState) -> Callable[[Request], Response]:
     return configure  # type: ignore[return-value]
 
 
-def sandbox_settings(settings: Settings, base_url: str, *, key: str = SANDBOX_KEY) -> Settings:
-    """Settings that point every provider at the sandbox with sandbox keys; nothing else changes."""
-    values = dict(settings.values)
-    secrets = dict(settings.secrets)
+def base_urls(base_url: str) -> dict[str, str]:
+    """Every *_BASE_URL a registered provider reads (its API and any other host, KIE's uploads say), pointed at
+    its mount on the sandbox at ``base_url``."""
+    urls: dict[str, str] = {}
     for name, spec in REGISTRY.items():
         mount = f"{base_url.rstrip('/')}/{name}"
-        values[spec.base_url_env] = mount
-        for extra in spec.extra_env:
-            if extra.endswith("_BASE_URL"):
-                values[extra] = mount
+        for env in (spec.base_url_env, *spec.extra_env):
+            if env.endswith("_BASE_URL"):
+                urls[env] = mount
+    return urls
+
+
+def sandbox_settings(settings: Settings, base_url: str, *, key: str = SANDBOX_KEY) -> Settings:
+    """Settings that point every provider at the sandbox with sandbox keys; nothing else changes."""
+    values = dict(settings.values) | base_urls(base_url)
+    secrets = dict(settings.secrets)
+    for name, spec in REGISTRY.items():
         secrets[spec.key_env] = SecretStr(key)
         signing = getattr(protocol(name), "SANDBOX_SECRETS", {})
         for env, value in signing.items():
@@ -101,16 +110,36 @@ def sandbox_settings(settings: Settings, base_url: str, *, key: str = SANDBOX_KE
 
 
 def state_from_env(environ: Mapping[str, str] | None = None, *, persist_dir: Path | None = None) -> SandboxState:
-    """A sandbox state configured by SANDBOX_JOB_SECONDS and SANDBOX_FAULTS; kept under ``persist_dir`` if given."""
+    """A sandbox state configured by SANDBOX_JOB_SECONDS and SANDBOX_FAULTS; kept under ``persist_dir`` if given.
+
+    ConfigError with one sentence when either value is malformed; nothing is started then.
+    """
     env = os.environ if environ is None else environ
-    seconds = env.get("SANDBOX_JOB_SECONDS")
-    job_seconds = float(seconds) if seconds else None
+    job_seconds = job_seconds_from(env.get("SANDBOX_JOB_SECONDS", "").strip())
+    faults = env.get("SANDBOX_FAULTS", "")
+    try:
+        SandboxState().configure(faults, providers=REGISTRY)  # checked whole before any state is touched
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if persist_dir is not None:
         state = SandboxState.load(persist_dir, job_seconds=job_seconds)
     else:
         state = SandboxState(job_seconds=job_seconds)
-    state.configure(env.get("SANDBOX_FAULTS", ""))
+    state.configure(faults, providers=REGISTRY)
     return state
+
+
+def job_seconds_from(raw: str) -> float | None:
+    """SANDBOX_JOB_SECONDS as seconds (empty: each provider's typical time); ConfigError when it is not one."""
+    if not raw:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ConfigError(f"SANDBOX_JOB_SECONDS is {raw!r}, which is not a number of seconds (e.g. 2).") from None
+    if not 0 <= seconds <= MAX_JOB_SECONDS or seconds != seconds:
+        raise ConfigError(f"SANDBOX_JOB_SECONDS must be between 0 and {MAX_JOB_SECONDS:g} seconds, not {raw}.")
+    return seconds
 
 
 class LoopbackServer:

@@ -8,13 +8,14 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
 
 from playground.capabilities import check_request
 from playground.errors import InvalidInputError, PlaygroundError
-from playground.images import load_input_image
+from playground.images import input_from_upload, input_from_url
 from playground.models import MODELS, GenerationRequest, InputImage
 from playground.providers import ProviderSpec
 from playground.request import build_request
@@ -120,14 +121,18 @@ def build(form: Form, seed: int | None, image: InputImage | None, *, prompt: str
     )
 
 
-def load_image(form: Form, *, required: bool) -> InputImage | None:
-    """The checked input image (upload or URL); InvalidInputError when it is missing or unreadable."""
-    source = form.image_source
-    if source is None:
-        if required:
-            raise InvalidInputError("Add an input image: upload one, or paste an http(s) image URL.")
-        return None
-    return load_input_image(source)
+def load_image(form: Form, *, required: bool, uploads: Sequence[Path] = ()) -> InputImage | None:
+    """The checked input image (upload or URL); InvalidInputError when it is missing or unreadable.
+
+    An upload must lie under one of ``uploads`` (the page's upload folders); the URL box takes http(s) only.
+    """
+    if form.image_path:
+        return input_from_upload(form.image_path, uploads)
+    if (form.image_url or "").strip():
+        return input_from_url(form.image_url or "")
+    if required:
+        raise InvalidInputError("Add an input image: upload one, or paste an http(s) image URL.")
+    return None
 
 
 def placeholder_image(form: Form) -> InputImage | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import gradio.utils as gradio_utils
 import httpx
 from pydantic import SecretStr
 
@@ -31,6 +32,7 @@ from playground.ui.format import BLOCKED, provider_choice_label, run_summary
 from playground.ui.history_view import valid_owner
 from playground.ui.panels import PanelKind, Renderer, TabKind
 from playground.ui.stream import changes
+from playground.ui.visitors import is_local_request
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +50,18 @@ NO_BEFORE_NOTE = "ℹ The input URL could not be read from here, so the panels s
 class UiOptions:
     """How the page behaves: sandbox or real, whether the server's own keys may be spent, notices.
 
-    ``shared``: the page was launched with a share link, so History lists only each browser's own runs.
+    ``shared``: the page is exposed (a share link, or listening beyond loopback), so History lists only each
+    browser's own runs and strangers are told apart from the local user. ``server_keys``: everyone may spend the
+    server's keys. ``auth``: a password guards the page (whoever is in holds it). ``local_visitors``: a request
+    straight from this machine is the local user's (no share link).
     """
 
     sandbox: bool
     server_keys: bool = True
     shared: bool = False
     notices: list[str] = field(default_factory=list)
+    auth: bool = False
+    local_visitors: bool = False
 
 
 class Handlers:
@@ -70,62 +77,87 @@ class Handlers:
 
     # --- the page ------------------------------------------------------------------------------------
 
-    def banner(self) -> str:
+    def trusted(self, request: gr.Request | None) -> bool:
+        """The local user or a password holder (not a stranger): may use private input URLs in sandbox mode.
+
+        With no request (the page being built), nobody in particular: only what is open to everyone.
+        """
+        options = self.options
+        if request is None:
+            return False
+        return options.auth or not options.shared or options.local_visitors and is_local_request(request)
+
+    def spends_server_keys(self, request: gr.Request | None) -> bool:
+        """Whether this visitor's runs may use the server's own keys (sandbox keys are anyone's)."""
+        return self.options.server_keys or self.options.sandbox or self.trusted(request)
+
+    def banner(self, request: gr.Request | None = None) -> str:
         """Sandbox notice, shared-page notice and any launch notices, as Markdown."""
         parts = [SANDBOX_NOTE] if self.options.sandbox else []
-        if not self.options.server_keys and not self.options.sandbox:
+        if not self.spends_server_keys(request):
             parts.append("⚠ This shared page does not spend the server's keys: enter your own under **Keys**.")
         return "\n\n".join(parts + self.options.notices)
 
-    def usable(self, keys: dict[str, SecretStr]) -> list[str]:
+    def usable(self, keys: dict[str, SecretStr], request: gr.Request | None = None) -> list[str]:
         """Providers this visitor can run: the server's (if allowed) and those they entered a key for."""
-        server = self.options.server_keys or self.options.sandbox
+        server = self.spends_server_keys(request)
         return [name for name in self.specs if self.service.is_configured(name, keys, server_keys=server)]
 
-    def provider_choices(self, keys: dict[str, SecretStr]) -> list[tuple[str, str]]:
-        """(label, name) for every usable provider."""
-        can_host = self.service.input_host is not None
-        return [(provider_choice_label(self.specs[name], can_host=can_host), name) for name in self.usable(keys)]
+    def provider_choices(self, keys: dict[str, SecretStr], request: gr.Request | None = None) -> list[tuple[str, str]]:
+        """(label, name) for every usable provider; with no request (the page being built), every provider.
 
-    def default_providers(self, kind: TabKind, keys: dict[str, SecretStr]) -> list[str]:
+        The page's own list is every provider, so an API client may name any (a refused one fails in its panel
+        with a sentence); each browser's list is narrowed to what its visitor can run when the page loads.
+        """
+        can_host = self.service.input_host is not None
+        usable = self.usable(keys, request) if request is not None else list(self.specs)
+        return [(provider_choice_label(self.specs[name], can_host=can_host), name) for name in usable]
+
+    def default_providers(
+        self, kind: TabKind, keys: dict[str, SecretStr], request: gr.Request | None = None
+    ) -> list[str]:
         """Preselected providers: every usable one that does what the tab does."""
 
         def fits(name: str) -> bool:
             caps = self.specs[name].capabilities
             return caps.edit if kind == "edit" else caps.text_to_image
 
-        return [name for name in self.usable(keys) if fits(name)]
+        return [name for name in self.usable(keys, request) if fits(name)]
 
-    def on_load(self, blob: object, text_sel: list[str], edit_sel: list[str]) -> tuple[Any, ...]:
+    def on_load(self, request: gr.Request, blob: object, text_sel: list[str], edit_sel: list[str]) -> tuple[Any, ...]:
         """A visitor opened the page: banner, provider lists including their own keys, key status."""
         keys = forms.visitor_keys(blob, self.specs)
-        return (self.banner(), *self._choices(keys, text_sel, edit_sel), self._keys_status(blob))
+        return (self.banner(request), *self._choices(keys, text_sel, edit_sel, request), self._keys_status(blob))
 
-    def _choices(self, keys: dict[str, SecretStr], text_sel: Sequence[str], edit_sel: Sequence[str]) -> list[Any]:
-        choices = self.provider_choices(keys)
+    def _choices(
+        self, keys: dict[str, SecretStr], text_sel: Sequence[str], edit_sel: Sequence[str], request: gr.Request | None
+    ) -> list[Any]:
+        choices = self.provider_choices(keys, request)
         names = {name for _, name in choices}
         return [
-            gr.update(choices=choices, value=[n for n in sel if n in names] or self.default_providers(kind, keys))
+            gr.update(
+                choices=choices, value=[n for n in sel if n in names] or self.default_providers(kind, keys, request)
+            )
             for kind, sel in _tabs(text_sel, edit_sel)
         ]
 
     # --- what the controls mean, before the run ------------------------------------------------------
 
-    def preview_text(self, *values: Any) -> str:
+    def preview_text(self, request: gr.Request, *values: Any) -> str:
         """Unsupported values, ignored controls, missing keys and the cost, for the Text to image tab.
 
         ``values``: the tab's FORM_FIELDS, then the browser's stored keys.
         """
-        return self._preview("text", values, needs_image=False)
+        return self._preview("text", values, request, needs_image=False)
 
-    def preview_edit(self, *values: Any) -> str:
+    def preview_edit(self, request: gr.Request, *values: Any) -> str:
         """The same for the Edit tab."""
-        return self._preview("edit", values, needs_image=True)
+        return self._preview("edit", values, request, needs_image=True)
 
-    def _preview(self, kind: TabKind, values: Sequence[Any], *, needs_image: bool) -> str:
+    def _preview(self, kind: TabKind, values: Sequence[Any], request: gr.Request | None, *, needs_image: bool) -> str:
         named = forms.named_inputs(kind, [*values, None])  # no owner: the preview keeps nothing
         form = forms.Form.named(named)
-        usable = self.usable(forms.visitor_keys(named["keys"], self.specs))
+        usable = self.usable(forms.visitor_keys(named["keys"], self.specs), request)
         can_host = self.service.input_host is not None
         lines = forms.preview_lines(form, self.specs, usable, needs_image=needs_image, can_host=can_host)
         return "\n".join(f"- {line}" for line in lines)
@@ -150,8 +182,9 @@ class Handlers:
         form, blob, owner = forms.Form.named(named), named["keys"], named["owner"]
         renderer = Renderer(kind, self.keys, sandbox=self.options.sandbox)
         seed = form.next_seed()
+        trusted = self.trusted(request)
         try:
-            image, input_path = await self._input(form, required=kind == "edit")
+            image, input_path = await self._input(form, required=kind == "edit", trusted=trusted)
             job_request = forms.build(form, seed, image)
             chosen = forms.targets(form, self.specs)
         except PlaygroundError as exc:
@@ -160,7 +193,7 @@ class Handlers:
         board = Board.start(chosen, self.specs, input_path=input_path, clock=self.clock)
         self.remember(request, kind, board, renderer)
         keys = forms.visitor_keys(blob, self.specs)
-        plan = self.plan(board, job_request, chosen, keys, vary_seed=not form.same_seed)
+        plan = self.plan(board, job_request, chosen, keys, vary_seed=not form.same_seed, visitor=request)
         note = NO_BEFORE_NOTE if image is not None and input_path is None else ""
         yield renderer.frame(board, chosen, hide_others=True, seed=seed, message=note, summary="")
         events = self.service.run(plan, owner=valid_owner(owner))
@@ -188,25 +221,37 @@ class Handlers:
         keys: dict[str, SecretStr],
         *,
         vary_seed: bool,
+        visitor: gr.Request | None = None,
     ) -> Plan:
-        """The service's plan for the chosen targets; a refused one fails in its own panel, the others run."""
-        plan = self.service.plan(request, chosen, keys, server_keys=self.options.server_keys, vary_seed=vary_seed)
+        """The service's plan for the chosen targets; a refused one fails in its own panel, the others run.
+
+        ``visitor`` says who asks: a stranger spends no server key (unless allowed) and gets no private URL used.
+        """
+        who = dict(server_keys=self.spends_server_keys(visitor), trusted=self.trusted(visitor))
+        plan = self.service.plan(request, chosen, keys, vary_seed=vary_seed, **who)
         for refusal in plan.refused:
             board.reject(refusal.target, f"{refusal.reason} Nothing was sent.", refusal.error.code)
         return plan
 
-    async def _input(self, form: forms.Form, *, required: bool) -> tuple[InputImage | None, str | None]:
+    async def _input(self, form: forms.Form, *, required: bool, trusted: bool) -> tuple[InputImage | None, str | None]:
         """The checked input image, and a local file of it for the before/after slider."""
-        image = forms.load_image(form, required=required)
+        image = forms.load_image(form, required=required, uploads=upload_roots())
         if image is None or image.is_local:
             return image, form.image_path
-        return image, await self._preview_file(image.url or "")
+        return image, await self._preview_file(image.url or "", trusted=trusted)
 
-    async def _preview_file(self, url: str) -> str | None:
-        """A local copy of an input URL for the slider; None (the run goes on) when it cannot be read."""
-        allow_private = self.service.settings.allow_private_urls or self.service.settings.sandbox
+    async def _preview_file(self, url: str, *, trusted: bool) -> str | None:
+        """A local copy of an input URL for the slider; None (the run goes on) when it cannot be read.
+
+        Only a trusted visitor's URL may be private: in sandbox mode, with PLAYGROUND_ALLOW_PRIVATE_URLS=1, or with a
+        provider stand-in on this machine.
+        """
+        settings, specs = self.service.settings, self.service.specs.values()
+        local_setup = settings.allow_private_urls or settings.sandbox or any(self.service.is_local(s) for s in specs)
+        allow_private = trusted and local_setup
+        client = self.service.client if allow_private else self.service.public_client
         try:
-            fetched = await fetch_user_image(self.service.client, url, allow_private=allow_private)
+            fetched = await fetch_user_image(client, url, allow_private=allow_private)
         except (PlaygroundError, httpx.HTTPError) as exc:  # fetch_user_image lets connection errors through
             log.debug("no before image for the slider: %s", exc)
             return None
@@ -249,19 +294,21 @@ class Handlers:
 
     # --- keys ----------------------------------------------------------------------------------------
 
-    def save_keys(self, blob: object, text_sel: list[str], edit_sel: list[str], *entered: str) -> tuple[Any, ...]:
+    def save_keys(
+        self, request: gr.Request, blob: object, text_sel: list[str], edit_sel: list[str], *entered: str
+    ) -> tuple[Any, ...]:
         """Store the typed keys in the visitor's browser; clear the boxes; list the newly usable providers."""
         typed = dict(zip((spec.key_env for spec in self.specs.values()), entered, strict=True))
         new_blob = forms.merge_keys(blob, typed, self.specs)
         added = [name for name, spec in self.specs.items() if (typed.get(spec.key_env) or "").strip()]
         keys = forms.visitor_keys(new_blob, self.specs)
-        choices = self._choices(keys, [*text_sel, *added], [*edit_sel, *added])
+        choices = self._choices(keys, [*text_sel, *added], [*edit_sel, *added], request)
         return (new_blob, self._keys_status(new_blob), *choices, *([""] * len(entered)))
 
-    def forget_keys(self, text_sel: list[str], edit_sel: list[str]) -> tuple[Any, ...]:
+    def forget_keys(self, request: gr.Request, text_sel: list[str], edit_sel: list[str]) -> tuple[Any, ...]:
         """Remove every key from the visitor's browser."""
         blob = forms.empty_keys()
-        return (blob, self._keys_status(blob), *self._choices({}, text_sel, edit_sel))
+        return (blob, self._keys_status(blob), *self._choices({}, text_sel, edit_sel, request))
 
     def _keys_status(self, blob: object) -> str:
         saved = forms.stored_keys(blob, self.specs)
@@ -280,6 +327,11 @@ class Handlers:
 
 def _tabs(text_sel: Sequence[str], edit_sel: Sequence[str]) -> list[tuple[TabKind, Sequence[str]]]:
     return [("text", text_sel), ("edit", edit_sel)]
+
+
+def upload_roots() -> tuple[Path, ...]:
+    """Where a file the page received can lie: Gradio's upload folder, and the example image that ships."""
+    return (Path(gradio_utils.get_upload_folder()), Path(__file__).parent / "assets")
 
 
 def _session(request: gr.Request | None) -> str:

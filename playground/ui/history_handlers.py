@@ -150,7 +150,7 @@ class HistoryHandlers:
         board = Board.start(chosen, self.handlers.specs, input_path=_kept(record), clock=self.handlers.clock)
         self.handlers.remember(request, "history", board, renderer)
         keys = forms.visitor_keys(blob, self.handlers.specs)
-        plan = self.handlers.plan(board, job_request, chosen, keys, vary_seed=False)
+        plan = self.handlers.plan(board, job_request, chosen, keys, vary_seed=False, visitor=request)
         note = f"{INFO} Re-run of `{record.run_id}`: the same request on the same providers and models."
         yield renderer.frame(board, chosen, hide_others=True, run=note, message="", summary="", resume=_shown(False))
         seen = _RunId()
@@ -179,7 +179,9 @@ class HistoryHandlers:
         yield renderer.frame(board, board.panels, hide_others=True, message=waiting, resume=_shown(False))
         keys = forms.visitor_keys(blob, self.handlers.specs)
         sent = {(job.provider, job.model): job.sent for job in resumable if job.sent is not None}
-        resumed = self.service.resume(refs, run_id=record.run_id, keys=keys, server_keys=self.options.server_keys)
+        resumed = self.service.resume(
+            refs, run_id=record.run_id, keys=keys, server_keys=self.handlers.spends_server_keys(request)
+        )
         events = with_sent(resumed, sent)
         async for frame in self.handlers.frames(renderer, board, events):
             yield frame

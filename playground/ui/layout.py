@@ -18,6 +18,9 @@ from playground.ui.history_handlers import HistoryHandlers
 from playground.ui.history_tab import build_history_tab, wire_history
 from playground.ui.panels import HEAD_SLOTS, PANEL_SLOTS, PanelUI, TabKind, build_panel
 from playground.ui.providers_tab import ProvidersHandlers, build_providers_tab
+from playground.ui.sealed import sealed_browser_state
+from playground.ui.uploads import checked_by_us
+from playground.vault import Vault
 
 ASSETS = Path(__file__).parent / "assets"
 EXAMPLE_IMAGE = ASSETS / "example-input.png"
@@ -93,8 +96,9 @@ def build_ui(handlers: Handlers, *, secret: str) -> gr.Blocks:
     with gr.Blocks(title="FLUX.1 Kontext playground", analytics_enabled=False) as demo:
         gr.Markdown(TITLE)
         banner = gr.Markdown(handlers.banner(), elem_id="banner")
-        keys_state = gr.BrowserState(empty_keys(), storage_key=STORAGE_KEY, secret=secret)
-        owner_state = gr.BrowserState("", storage_key=OWNER_STORAGE_KEY, secret=secret)  # set on load
+        vault = Vault(secret)  # the keys the browser keeps are sealed: the page never holds what opens them
+        keys_state = sealed_browser_state(empty_keys(), vault=vault, storage_key=STORAGE_KEY)
+        owner_state = gr.BrowserState("", storage_key=OWNER_STORAGE_KEY, secret=vault.storage_secret)  # set on load
         key_boxes, keys_status, save, forget = _keys_section(handlers)
         with gr.Tabs():
             with gr.Tab("Text to image", id="text"):
@@ -135,9 +139,10 @@ def build_ui(handlers: Handlers, *, secret: str) -> gr.Blocks:
 
 def _keys_section(handlers: Handlers) -> tuple[list[gr.Textbox], gr.Markdown, gr.Button, gr.Button]:
     with gr.Accordion("Keys: use your own API keys", open=False, elem_id="keys"):
-        note = (
-            "Not needed in sandbox mode. " if handlers.options.sandbox else ""
-        ) + "Keys are kept encrypted in this browser only and sent with your own runs; they are never shown again."
+        note = ("Not needed in sandbox mode. " if handlers.options.sandbox else "") + (
+            "Keys are kept in this browser only, sealed by the server (the page itself cannot read them back), "
+            "and sent with your own runs; they are never shown again."
+        )
         gr.Markdown(note)
         with gr.Row():
             boxes = [
@@ -184,13 +189,15 @@ def _tab(kind: TabKind, handlers: Handlers) -> TabUI:
 
 def _input_image() -> tuple[gr.Image, gr.Textbox]:
     with gr.Row():
-        image = gr.Image(
-            label="Input image",
-            type="filepath",
-            image_mode=None,  # keep the uploaded file as it is: no conversion, no re-encoding
-            sources=["upload", "clipboard"],
-            height=260,
-            elem_id="edit-image",
+        image = checked_by_us(  # a file Pillow refuses still reaches our check, which says what is wrong
+            gr.Image(
+                label="Input image",
+                type="filepath",
+                image_mode=None,  # keep the uploaded file as it is: no conversion, no re-encoding
+                sources=["upload", "clipboard"],
+                height=260,
+                elem_id="edit-image",
+            )
         )
         url = gr.Textbox(
             label="…or an image URL",

@@ -16,6 +16,8 @@ from starlette.routing import BaseRoute
 
 from playground.errors import ConfigError
 from playground.history import DB_NAME, INPUTS_DIR
+from playground.hosting import HOSTED_DIR
+from playground.images import MAX_INPUT_BYTES
 from playground.links import ResultLinks
 from playground.providers import REGISTRY
 from playground.service import GenerationService
@@ -25,10 +27,12 @@ from playground.ui.gradio_fixes import apply_gradio_fixes
 from playground.ui.handlers import Handlers, UiOptions
 from playground.ui.layout import ASSETS, CSS, build_ui
 from playground.ui.secret import SECRET_FILE, browser_secret
+from playground.ui.visitors import listens_beyond_loopback
 
 log = logging.getLogger(__name__)
 
 SHARE_KEYS_ENV = "PLAYGROUND_SHARE_SERVER_KEYS"
+MAX_UPLOAD = MAX_INPUT_BYTES
 AUTH_ENV = "PLAYGROUND_AUTH"
 SPACE_ENV = "SPACE_ID"  # set by Hugging Face on a Space: the page is public, like a share link
 
@@ -60,9 +64,16 @@ def parse_auth(environ: Mapping[str, str]) -> tuple[str, str] | None:
 
 
 def may_spend_server_keys(*, share: bool, auth: tuple[str, str] | None, environ: Mapping[str, str]) -> bool:
-    """Strangers on a share link spend the server's keys only if the operator allowed it or set a password."""
+    """Whether everyone may spend the server's keys: on a page nobody else reaches, or when the operator allowed
+    it or set a password. On an exposed page (``share``: a share link or listening beyond loopback) the local
+    user still may, request by request (Handlers.trusted)."""
     allowed = environ.get(SHARE_KEYS_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
     return not share or allowed or auth is not None
+
+
+def is_exposed(*, share: bool, environ: Mapping[str, str]) -> bool:
+    """Whether strangers can reach the page: a share link, or GRADIO_SERVER_NAME beyond loopback (0.0.0.0)."""
+    return share or listens_beyond_loopback(environ)
 
 
 def build_page(service: GenerationService, *, share: bool, environ: Mapping[str, str] | None = None) -> Page:
@@ -70,12 +81,19 @@ def build_page(service: GenerationService, *, share: bool, environ: Mapping[str,
     env = os.environ if environ is None else environ
     auth = parse_auth(env)
     settings = service.settings
-    public = share or bool(env.get(SPACE_ENV))
-    server_keys = may_spend_server_keys(share=public, auth=auth, environ=env)
-    options = UiOptions(sandbox=settings.sandbox, server_keys=server_keys, shared=public)
+    exposed = is_exposed(share=share, environ=env) or bool(env.get(SPACE_ENV))
+    server_keys = may_spend_server_keys(share=exposed, auth=auth, environ=env)
+    options = UiOptions(
+        sandbox=settings.sandbox,
+        server_keys=server_keys,
+        shared=exposed,
+        auth=auth is not None,
+        local_visitors=not share,  # behind a share link every request comes from the tunnel on this machine
+    )
     handlers = Handlers(service, options)
     apply_gradio_fixes()
     secret = browser_secret(settings.data_dir, env)
+    service.secrets.keep([secret, auth[1] if auth else None])  # never shown or logged, like the provider keys
     demo = build_ui(handlers, secret=secret)
     links = ResultLinks(secret, settings.public_base_url or "http://127.0.0.1")
     add_endpoints(demo, ApiEndpoints(handlers, links))
@@ -95,7 +113,8 @@ def launch(page: Page, *, share: bool = False, **overrides: Any) -> tuple[FastAP
         footer_links=["api", "gradio", "settings"],
         allowed_paths=allowed_paths(page.handlers.service.settings),
         blocked_paths=blocked_paths(page.handlers.service.settings),
-        show_error=True,
+        show_error=False,  # a stranger sees our sentences, never an exception's text (paths, internals)
+        max_file_size=MAX_UPLOAD,  # an upload larger than any input we take is refused before it fills the disk
     )
     app, local_url, share_url = page.demo.launch(**(options | overrides))
     if share and not share_url:
@@ -123,7 +142,11 @@ def allowed_paths(settings: Settings) -> list[str]:
 def blocked_paths(settings: Settings) -> list[str]:
     """The history database, the browser secret and the sandbox's state: never served, even under the cwd."""
     data = settings.data_dir.resolve()
-    private = [f"{DB_NAME}{suffix}" for suffix in ("", "-wal", "-shm", "-journal")] + [SECRET_FILE, "sandbox"]
+    private = [f"{DB_NAME}{suffix}" for suffix in ("", "-wal", "-shm", "-journal")] + [
+        SECRET_FILE,
+        "sandbox",
+        HOSTED_DIR,
+    ]
     return [str(data / name) for name in private]
 
 

@@ -121,7 +121,7 @@ def test_bad_input_is_refused_with_one_sentence_and_nothing_is_sent(ui_app):
     sent_before = ui_app.sandbox.state.count()
     not_http = form("edit it", ["kie"], image=None, image_url="ftp://example.com/a.png")
     outputs, updates = stream(ui_app, not_http, "/edit")
-    assert "neither an http(s) URL nor a local file" in last(outputs, updates, "message")
+    assert "takes an http(s) URL only" in last(outputs, updates, "message")
     outputs, updates = stream(ui_app, form("edit it", ["kie"], image=None, image_url=""), "/edit")
     assert "Add an input image" in last(outputs, updates, "message")
     assert ui_app.sandbox.state.count() == sent_before
