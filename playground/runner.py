@@ -40,6 +40,7 @@ from playground.models import (
     Submission,
     WireRequest,
 )
+from playground.outputs import result_file
 from playground.providers import Provider, ProviderSpec
 from playground.watch import Clock, FixedSchedule, Reading, Schedule, Sleep, WatchedJob, unknown_status_note, watch
 
@@ -201,7 +202,7 @@ class Run:
             )
         fmt, width, height = found
         mime = RESULT_FORMATS[fmt]
-        path = self.out_dir / f"{spec.name}-{job.model}.{EXTENSIONS[mime]}"
+        path = result_file(self.out_dir, spec.name, job.model, EXTENSIONS[mime])
         await asyncio.to_thread(write_atomically, path, content)
         price = self.context.price(spec, job.model)
         return JobResult(
