@@ -26,7 +26,7 @@ def test_the_bundle_holds_the_original_bytes_and_the_run_as_json(tmp_path):
     original.write_bytes(b"\xff\xd8 the provider's own bytes")
     target = write_bundle(tmp_path / "all.zip", {"kie-pro.jpg": original}, {"run_id": "r1", "jobs": [{"a": 1}]})
     with zipfile.ZipFile(target) as bundle:
-        assert sorted(bundle.namelist()) == [BUNDLE_JSON, "kie-pro.jpg"]
+        assert sorted(bundle.namelist()) == sorted([BUNDLE_JSON, "kie-pro.jpg"])
         assert bundle.read("kie-pro.jpg") == original.read_bytes()
         assert json.loads(bundle.read(BUNDLE_JSON)) == {"run_id": "r1", "jobs": [{"a": 1}]}
     assert not list(tmp_path.glob("*.part"))
