@@ -17,7 +17,8 @@ CHANGE_THRESHOLD = 40
 """A pixel counts as changed when one of its channels moved by more than this (of 255): enough to ignore
 JPEG noise and resampling, small enough to catch any edit a person would see."""
 COMPARE_LONG_SIDE_PX = 768  # both images are brought to the result's size, capped here: faster, and as fair
-THUMB_LONG_SIDE_PX = 160
+THUMB_LONG_SIDE_PX = 160  # a History row's thumbnails
+TILE_LONG_SIDE_PX = 480  # a grid tile's picture (the compare view shows the original)
 VIEWS_DIR = "views"
 MAP_DIM = 0.35  # the unchanged picture, darkened, under the changed pixels in colour
 MAP_COLOUR = (255, 40, 160)
@@ -76,8 +77,8 @@ def _map(after: Image.Image, moved: Image.Image, mask: Image.Image) -> Image.Ima
 
 
 def thumbnail(image: Path, *, long_side: int = THUMB_LONG_SIDE_PX) -> Path | None:
-    """A small JPEG of ``image`` for lists (made once); None if it cannot be read."""
-    target = views_dir(image) / f"{image.stem}-thumb.jpg"
+    """A small JPEG of ``image``, ``long_side`` pixels at most (made once); None if it cannot be read."""
+    target = views_dir(image) / f"{image.stem}-{long_side}.jpg"
     if target.is_file():
         return target
     try:

@@ -29,7 +29,7 @@ still end well, so it can be waited for again."""
 ACTIVE_STATES = frozenset({"queued", "running"})
 _AFTER_WAITING = frozenset({"running", "succeeded", "failed", "canceled", "stopped"})
 _MOVES: dict[str, frozenset[str]] = {
-    "queued": _AFTER_WAITING,
+    "queued": _AFTER_WAITING | {"queued"},
     "running": _AFTER_WAITING,
     "stopped": _AFTER_WAITING,  # resumed (stopped -> stopped: a create that was on its way gave its task id)
     "succeeded": frozenset(),

@@ -115,8 +115,9 @@ class ProviderSpec:
     ``models``: each model it serves, with the name its API uses for it (a path, an id, a mode).
     ``extra_env``: its other environment variables (secondary hosts, signing secrets), with defaults.
     ``sandbox``: the module under ``playground.sandbox`` that speaks its protocol locally.
-    ``key_url``: where a person creates a key. Nothing outside the registry lists providers: settings,
-    the sandbox, the UI and the tests all read these entries.
+    ``key_url``: where a person creates a key. ``key_pattern`` (a regular expression a whole key matches) and
+    ``key_shape`` (the same in words) only where the provider documents its keys' shape.
+    Nothing outside the registry lists providers: settings, the sandbox, the UI and the tests all read these entries.
     """
 
     name: str
@@ -133,6 +134,8 @@ class ProviderSpec:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     docs_url: str = ""
     key_url: str = ""
+    key_pattern: str = ""
+    key_shape: str = ""
 
     def serves(self, model: str) -> bool:
         return model in self.models

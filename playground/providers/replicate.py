@@ -256,4 +256,6 @@ SPEC = ProviderSpec(
     extra_env={WEBHOOK_SECRET_ENV: ""},
     docs_url="https://replicate.com/black-forest-labs/flux-kontext-pro/api",
     key_url="https://replicate.com/account/api-tokens",
+    key_pattern=r"r8_\S{37}",  # "40-character strings that always start with r8_" [doc: Replicate, keys]
+    key_shape="Replicate tokens start with r8_ and are 40 characters long",
 )

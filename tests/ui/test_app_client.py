@@ -70,7 +70,7 @@ def test_a_fault_on_one_provider_shows_its_reason_while_the_others_finish(ui_app
     assert "try again" in last(outputs, updates, "info kie flux-kontext-pro")
     assert statuses(outputs, updates, "fluxapi")[-1].startswith("✔ done")
     assert statuses(outputs, updates, "runapi")[-1].startswith("✔ done")
-    assert "Failures**: 1" in last(outputs, updates, "summary")
+    assert ": 2 done · 1 failed" in last(outputs, updates, "summary")
 
 
 def test_a_failed_job_names_the_providers_reason(ui_app):
