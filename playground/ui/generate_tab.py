@@ -154,6 +154,7 @@ def _settings(kind: TabKind, guidance_takers: str) -> dict[str, Component]:
         [(model_short(m), m) for m in MODELS],
         value=[MODELS[0]],
         label="Models",
+        elem_id=f"{kind}-models",
         info="FLUX.1 Kontext [pro] or [max]; tick both to run each provider twice.",
     )
     if kind == "edit":

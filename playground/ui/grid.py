@@ -88,7 +88,7 @@ def tile_html(panel: PanelView, tab: str, *, edit: bool) -> str:
         f'<div class="kx-name" title="{escape(name)}">{escape(name)}</div>'
         f'<div class="kx-state" title="{escape(state)}">{escape(state)}</div>'
         f'<div class="kx-meta" title="{escape(_meta_title(panel))}">{escape(_meta(panel, edit=edit))}</div>'
-        f"{_actions(panel)}</div>"
+        f"{_changed(panel, edit=edit)}{_actions(panel)}</div>"
     )
 
 
@@ -108,16 +108,20 @@ def _media(panel: PanelView, name: str, *, edit: bool) -> str:
 
 
 def _meta(panel: PanelView, *, edit: bool) -> str:
-    """Cost, size and (for an edit) how much changed; a shape unlike the others' is marked."""
+    """Size and cost (a shape unlike the others' is marked); what an edit changed goes on a line of its own."""
     result = panel.result
     if result is None:
         return f"task {panel.task_id}" if panel.task_id and panel.phase in ("stopped", "timed out") else ""
     cost = money(result.cost_usd) + ("*" if not panel.price_confirmed else "") if result.cost_usd is not None else ""
-    parts = [cost or "no price", f"{result.width}×{result.height}"]
-    if edit and panel.changes is not None:
-        parts.insert(0, f"{share_text(panel.changes.share)} changed")
-    text = " · ".join(parts)
+    text = f"{result.width}×{result.height} · {cost or 'no price'}"
     return f"⚠ {text}" if panel.shape_note else text
+
+
+def _changed(panel: PanelView, *, edit: bool) -> str:
+    if not edit:
+        return ""
+    share = f"{share_text(panel.changes.share)} of the picture changed" if panel.changes is not None else ""
+    return f'<div class="kx-meta kx-changed" title="Beyond a small threshold, against the input">{share}</div>'
 
 
 def _meta_title(panel: PanelView) -> str:
