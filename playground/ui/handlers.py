@@ -7,7 +7,6 @@ because each (provider, model) job is checked on its own and the service runs th
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -16,18 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import httpx
 from pydantic import SecretStr
 
 from playground.errors import PlaygroundError
-from playground.fetch import fetch_user_image
-from playground.images import EXTENSIONS
-from playground.models import Events, GenerationRequest, InputImage, JobRef
+from playground.models import Events, GenerationRequest
 from playground.service import GenerationService, Plan
 from playground.ui import forms, live
 from playground.ui.board import Board, PanelKey, panel_keys
 from playground.ui.format import BLOCKED, INFO, provider_choice_label, run_summary
 from playground.ui.history_view import valid_owner, with_sent
+from playground.ui.inputs import input_image
 from playground.ui.live import LiveRun, LiveRuns
 from playground.ui.panels import PanelKind, Renderer, TabKind, bundle_update, resume_update
 from playground.ui.stream import changes
@@ -150,7 +147,7 @@ class Handlers:
         renderer = Renderer(kind, self.keys, sandbox=self.options.sandbox)
         seed = form.next_seed()
         try:
-            image, input_path = await self._input(form, required=kind == "edit")
+            image, input_path = await input_image(self.service, form, required=kind == "edit")
             job_request = forms.build(form, seed, image)
             chosen = forms.targets(form, self.specs)
         except PlaygroundError as exc:
@@ -222,32 +219,6 @@ class Handlers:
             board.reject(refusal.target, f"{refusal.reason} Nothing was sent.", refusal.error.code)
         return plan
 
-    async def _input(self, form: forms.Form, *, required: bool) -> tuple[InputImage | None, str | None]:
-        """The checked input image, and a local file of it for the before/after slider."""
-        image = forms.load_image(form, required=required)
-        if image is None or image.is_local:
-            return image, form.image_path
-        fetched = await self._preview_file(image.url or "")
-        if fetched is None:
-            return image, None
-        path, width, height = fetched  # the URL's size, so 'match the input' can choose each provider's ratio
-        return image.model_copy(update={"width": width, "height": height}), path
-
-    async def _preview_file(self, url: str) -> tuple[str, int | None, int | None] | None:
-        """A local copy of an input URL (for the slider) and its size; None (the run goes on) if it can't be read."""
-        allow_private = self.service.settings.allow_private_urls or self.service.settings.sandbox
-        try:
-            fetched = await fetch_user_image(self.service.client, url, allow_private=allow_private)
-        except (PlaygroundError, httpx.HTTPError) as exc:  # fetch_user_image lets connection errors through
-            log.debug("no before image for the slider: %s", exc)
-            return None
-        assert fetched.content is not None and fetched.mime_type is not None
-        name = hashlib.sha256(fetched.content).hexdigest()[:20] + "." + EXTENSIONS[fetched.mime_type]
-        path = Path(self.service.settings.out_dir) / "inputs" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(fetched.content)
-        return str(path), fetched.width, fetched.height
-
     # --- stop and resume -----------------------------------------------------------------------------
 
     async def stop_text(self, request: gr.Request) -> None:
@@ -283,7 +254,7 @@ class Handlers:
             yield Renderer(kind, self.keys, sandbox=self.options.sandbox).head(message=NOT_STOPPED)
             return
         board, renderer = before.board, before.renderer
-        refs = await self.resume_refs(board)
+        refs = live.resume_refs(board, await self._record(board.run_id))
         running = self.live.start(_session(request), kind, board, renderer)
         board.reopen()
         waiting = f"{INFO} Waiting again for {len(refs)} job{'s' * (len(refs) != 1)} by task id."
@@ -294,21 +265,6 @@ class Handlers:
         sent = {p.key: p.sent for p in board.panels.values() if p.sent is not None}
         async for frame in self.frames(renderer, board, with_sent(resumed, sent), running):
             yield frame
-
-    async def resume_refs(self, board: Board) -> list[JobRef]:
-        """The board's resumable jobs, with their first submit time from history (else the board's start)."""
-        record = await self._record(board.run_id)
-        stored = {(j.provider, j.model): j for j in record.jobs} if record is not None else {}
-        refs = []
-        for panel in board.resumable:
-            job = stored.get(panel.key)
-            ref = job.ref() if job is not None else None
-            if ref is None and panel.task_id is not None:
-                ref = JobRef(provider=panel.provider, model=panel.model, task_id=panel.task_id)
-                ref = ref.model_copy(update={"submitted_at": board.started_wall})
-            if ref is not None:
-                refs.append(ref)
-        return refs
 
     # --- the edit chain ------------------------------------------------------------------------------
 

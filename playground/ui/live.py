@@ -18,7 +18,7 @@ from typing import Any
 
 from playground import derived
 from playground.history import RunRecord
-from playground.models import Events, JobEvent
+from playground.models import Events, JobEvent, JobRef
 from playground.outputs import write_bundle
 from playground.ui.board import Board, PanelKey, PanelView
 
@@ -130,6 +130,22 @@ async def bundle(board: Board, record: RunRecord | None) -> Path | None:
     except OSError as exc:
         log.warning("could not write the download of run %s: %s", board.run_id, exc)
         return None
+
+
+def resume_refs(board: Board, record: RunRecord | None) -> list[JobRef]:
+    """The board's resumable jobs, each with its first submit time from history (else the board's start), so
+    a resumed job's latency still counts from there."""
+    stored = {(j.provider, j.model): j for j in record.jobs} if record is not None else {}
+    refs = []
+    for panel in board.resumable:
+        job = stored.get(panel.key)
+        ref = job.ref() if job is not None else None
+        if ref is None and panel.task_id is not None:
+            ref = JobRef(provider=panel.provider, model=panel.model, task_id=panel.task_id)
+            ref = ref.model_copy(update={"submitted_at": board.started_wall})
+        if ref is not None:
+            refs.append(ref)
+    return refs
 
 
 def board_json(board: Board) -> dict[str, Any]:
