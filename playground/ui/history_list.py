@@ -14,11 +14,10 @@ from playground.outputs import kept_results
 from playground.providers import ProviderSpec
 from playground.ui.format import counts_text, model_short, money
 from playground.ui.grid import file_url
-from playground.ui.history_view import local_time, short_prompt
+from playground.ui.history_view import KIND_WORDS, local_time, short_prompt
 
 THUMBS_PER_RUN = 4
 PROVIDERS_NAMED = 3  # "KIE AI, fal.ai, BFL and 5 more"
-KIND_WORDS = {"generate": "Text to image", "edit": "Edit", "resume": "Resumed task"}
 RUN_WORDS = {"done": "all done", "failed": "failed", "mixed": "some failed", "stopped": "stopped", "running": "running"}
 
 

@@ -23,6 +23,7 @@ from playground.providers import ProviderSpec
 from playground.ui.board import Board, PanelKey, PanelView, unconfirmed_source
 from playground.ui.format import INFO, STATE_ICONS, WARNING, cost_text, counts_text, model_short
 
+KIND_WORDS = {"generate": "Text to image", "edit": "Edit", "resume": "Resumed task"}
 PROMPT_CHARS = 70  # the list shows this much of a prompt; opening the run shows all of it
 LIST_LIMIT = 100  # newest runs listed at once; search or filter to reach older ones
 OWNER_BYTES = 18  # 144 random bits: nobody guesses another browser's id
@@ -82,7 +83,8 @@ def run_header(record: RunRecord) -> str:
     phases = [jobstate.phase(job.state, job.error_kind) for job in record.jobs]
     outcome = f"{jobstate.run_phase(phases)} ({counts_text(phases)})" if phases else "no jobs"
     cost = f" · {cost_text(record.cost_usd, None)}" if record.cost_usd is not None else ""
-    head = f"**Run `{record.run_id}`** · {record.kind} · {local_time(record.created_at)} · {outcome}"
+    kind = KIND_WORDS.get(record.kind, record.kind)
+    head = f"**Run `{record.run_id}`** · {kind} · {local_time(record.created_at)} · {outcome}"
     lines = [head + cost]
     if record.prompt:
         lines.append("> " + " ".join(record.prompt.split()))

@@ -18,7 +18,7 @@ from typing import Any
 
 from playground import derived
 from playground.history import RunRecord
-from playground.models import Events, JobEvent, JobRef
+from playground.models import Events, JobRef
 from playground.outputs import write_bundle
 from playground.ui.board import Board, PanelKey, PanelView
 
@@ -71,31 +71,31 @@ class LiveRuns:
 
 async def until_stopped(events: Events, stop: asyncio.Event, closed: asyncio.Event | None = None) -> Events:
     """``events`` until ``stop`` is set; then the engine's stream is closed (its jobs recorded as stopped)
-    before this ends, and ``closed`` is set. Closing this stream early does the same."""
-    stream = aiter(events)
-    stopping = asyncio.ensure_future(stop.wait())
-    step: asyncio.Future[JobEvent] | None = None
+    before this ends, and ``closed`` is set. Closing this stream early does the same.
+
+    Events pass straight through (no task per event): Stop cancels the task reading this stream, which closes
+    the engine's stream where it waits; that cancellation, which we asked for, then ends the stream quietly.
+    """
+    reader = asyncio.current_task()
+    assert reader is not None
+    watcher = asyncio.ensure_future(_cancel_on(stop, reader))
     try:
-        while True:
-            step = asyncio.ensure_future(anext(stream))
-            await asyncio.wait({step, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if not step.done():
-                return  # stopped: the finally below closes the engine's stream where it waits
-            try:
-                event = step.result()
-            except StopAsyncIteration:
-                return
-            step = None
-            yield event
+        async with contextlib.aclosing(events) as stream:
+            async for event in stream:
+                yield event
+    except asyncio.CancelledError:
+        if not stop.is_set():
+            raise  # someone else's cancellation (the page went away): let it through
+        reader.uncancel()
     finally:
-        stopping.cancel()
-        if step is not None and not step.done():
-            step.cancel()  # raises CancelledError inside the engine's stream, which closes it (records 'stopped')
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await step
-        await events.aclose()
+        watcher.cancel()
         if closed is not None:
             closed.set()  # whatever the page is doing, the engine is done with this run
+
+
+async def _cancel_on(stop: asyncio.Event, task: asyncio.Task[Any]) -> None:
+    await stop.wait()
+    task.cancel()
 
 
 async def derive(board: Board, keys: Iterable[PanelKey]) -> list[PanelKey]:

@@ -17,7 +17,6 @@ from playground.service import GenerationService
 from playground.settings import Settings
 from playground.ui.history_handlers import HISTORY_HEAD, NOT_FOUND, HistoryHandlers
 from playground.ui.history_tab import HISTORY_OFF
-from playground.ui.panels import PANEL_SLOTS
 from playground.ui.runtime import build_page
 from tests.ui.conftest import OWNER, Outputs, RunningApp, form
 from tests.ui.test_app_client import EXAMPLE, PRO, client, last, statuses
@@ -93,14 +92,6 @@ def buttons(app: RunningApp, run_id: str) -> dict[str, bool]:
     frame = asyncio.run(HistoryHandlers(app.page.handlers).open_run(run_id, OWNER))
     head = dict(zip(HISTORY_HEAD, frame, strict=False))
     return {name: head[name]["visible"] for name in ("rerun", "resume")}
-
-
-def panel_slot(app: RunningApp, run_id: str, key: tuple[str, str], slot: str) -> Any:
-    """What opening a run sends to one slot of one panel (for slots the API does not name apart, like buttons)."""
-    frame = asyncio.run(HistoryHandlers(app.page.handlers).open_run(run_id, OWNER))
-    slots = PANEL_SLOTS["history"]
-    index = len(HISTORY_HEAD) + app.page.handlers.keys.index(key) * len(slots) + slots.index(slot)
-    return frame[index]
 
 
 def test_runs_are_listed_newest_first_and_search_and_each_filter_narrow_the_list(ui_app):
@@ -191,7 +182,8 @@ def test_a_job_stopped_at_the_deadline_is_resumed_from_history_without_a_second_
     assert buttons(ui_app, run_id) == {"rerun": True, "resume": True}
     history, values = opened(ui_app, run_id)
     assert "**Resume** waits for it again" in history.get(values, f"info kie {PRO}")
-    assert panel_slot(ui_app, run_id, ("kie", PRO), "resume")["visible"], "the timed-out panel has its Resume button"
+    grid = history.get(values, "history grid")
+    assert re.search(r'data-phase="timed out".*data-action="resume"', grid), "the timed-out tile has its Resume button"
 
     outputs, updates = stream(ui_app, [run_id, KEYS, OWNER], "/history_resume")
     assert statuses(outputs, updates, "kie")[-1].startswith("✔ done"), statuses(outputs, updates, "kie")
