@@ -3,9 +3,11 @@ shapes, one truth about each job's state, one sentence per bad file, plain words
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
+import zipfile
 from collections.abc import Iterator
 
 import pytest
@@ -112,6 +114,13 @@ def test_sixteen_edits_land_in_view_aligned_in_the_inputs_shape_with_what_each_c
         assert re.search(r"\d+ % of the picture changed", tile["text"]), f"each edit says how much it changed: {tile}"
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "screenshot-grid-edit.png")
+    expect(page.locator("#edit-bundle")).to_contain_text("Download all (16 images, zip)")
+    with page.expect_download() as download:
+        page.locator("#edit-bundle").click()
+    with zipfile.ZipFile(download.value.path()) as bundle:  # every original file, and the run as JSON
+        names = bundle.namelist()
+        run = json.loads(bundle.read("run.json"))
+    assert len(names) == 17 and len(run["jobs"]) == 16 and run["kind"] == "edit", names
 
     boxes = page.locator("#edit-grid .kx-pick-box")
     boxes.nth(0).check()
