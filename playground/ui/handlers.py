@@ -154,7 +154,7 @@ class Handlers:
             yield self._blocked(renderer, kind, request, exc)
             return
         board = Board.start(chosen, self.specs, input_path=input_path, clock=self.clock, edit=kind == "edit")
-        running = self.live.start(_session(request), kind, board, renderer)
+        running = self.live.start(session_of(request), kind, board, renderer)
         keys = forms.visitor_keys(blob, self.specs)
         plan = self.plan(board, job_request, chosen, keys, vary_seed=not form.same_seed)
         note = NO_BEFORE_NOTE if image is not None and input_path is None else ""
@@ -166,7 +166,7 @@ class Handlers:
 
     def _blocked(self, renderer: Renderer, kind: PanelKind, request: gr.Request | None, exc: PlaygroundError) -> Any:
         """The sentence of a run that did not start; the previous run's grid stays, marked as old."""
-        before = self.live.get(_session(request), kind)
+        before = self.live.get(session_of(request), kind)
         grid = renderer.grid(before.board, stale=STALE) if before is not None and before.board.panels else gr.skip()
         return renderer.head(message=f"{BLOCKED} {exc}", grid=grid)
 
@@ -231,7 +231,7 @@ class Handlers:
 
     async def stop_run(self, kind: PanelKind, request: gr.Request | None) -> bool:
         """Stop this visitor's run on one tab (its own handler then shows it stopped); whether one was running."""
-        running = self.live.get(_session(request), kind)
+        running = self.live.get(session_of(request), kind)
         if running is None or not running.is_streaming:
             return False
         return await running.stop_and_wait()
@@ -249,13 +249,13 @@ class Handlers:
     async def resume_live(self, kind: PanelKind, request: gr.Request | None, blob: object) -> Frames:
         """Resume in the panels that show the run: by task id, nothing is submitted twice; a job's latency
         still counts from its first submit (as History tells it)."""
-        before = self.live.get(_session(request), kind)
+        before = self.live.get(session_of(request), kind)
         if before is None or before.is_streaming or not before.board.resumable or before.board.run_id is None:
             yield Renderer(kind, self.keys, sandbox=self.options.sandbox).head(message=NOT_STOPPED)
             return
         board, renderer = before.board, before.renderer
         refs = live.resume_refs(board, await self._record(board.run_id))
-        running = self.live.start(_session(request), kind, board, renderer)
+        running = self.live.start(session_of(request), kind, board, renderer)
         board.reopen()
         waiting = f"{INFO} Waiting again for {len(refs)} job{'s' * (len(refs) != 1)} by task id."
         hidden = dict(summary="", bundle=bundle_update(None), resume=gr.update(visible=False))
@@ -280,8 +280,9 @@ def _tabs(text_sel: Sequence[str], edit_sel: Sequence[str]) -> list[tuple[TabKin
     return [("text", text_sel), ("edit", edit_sel)]
 
 
-def _session(request: gr.Request | None) -> str:
+def session_of(request: gr.Request | None) -> str:
+    """The visitor's page session (its live runs are kept by it)."""
     return getattr(request, "session_hash", None) or "anonymous"
 
 
-__all__ = ["Frames", "Handlers", "UiOptions"]
+__all__ = ["Frames", "Handlers", "UiOptions", "session_of"]

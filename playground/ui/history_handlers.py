@@ -16,7 +16,7 @@ from playground.history import History, RunRecord
 from playground.ui import forms, live
 from playground.ui.board import Board, PanelKey
 from playground.ui.format import BLOCKED, INFO, run_summary
-from playground.ui.handlers import Frames, Handlers, _session
+from playground.ui.handlers import Frames, Handlers, session_of
 from playground.ui.history_list import runs_html, thumbnails
 from playground.ui.history_view import (
     LIST_LIMIT,
@@ -150,7 +150,7 @@ class HistoryHandlers:
         chosen = [key for key in self.handlers.keys if key in record.targets]
         edit = record.kind == "edit"
         board = Board.start(chosen, self.handlers.specs, input_path=_kept(record), clock=self.handlers.clock, edit=edit)
-        running = self.handlers.live.start(_session(request), "history", board, renderer)
+        running = self.handlers.live.start(session_of(request), "history", board, renderer)
         keys = forms.visitor_keys(blob, self.handlers.specs)
         plan = self.handlers.plan(board, job_request, chosen, keys, vary_seed=False)
         note = f"{INFO} Re-run of `{record.run_id}`: the same request on the same providers and models."
@@ -178,7 +178,7 @@ class HistoryHandlers:
             return
         renderer = self._renderer({})
         board = board_of(record, self.handlers.specs, self.handlers.keys, self.handlers.clock)
-        running = self.handlers.live.start(_session(request), "history", board, renderer)
+        running = self.handlers.live.start(session_of(request), "history", board, renderer)
         waiting = f"{INFO} Waiting again for {len(refs)} job{'s' if len(refs) != 1 else ''} by task id."
         start = dict(message=waiting, summary="", resume=_shown(False), bundle=bundle_update(None))
         yield renderer.frame(board, board.panels, hide_others=True, **start)

@@ -1,7 +1,7 @@
 // The page's own behaviour in the browser, loaded once through launch(head=...): the grid's views, picking
 // results to compare, the compare view (one zoom and pan for every picture), scrolling to the results.
-// Everything here is the visitor's own view of a run: nothing is sent to the server except Resume and
-// the History row a visitor opens (both through the gr.HTML components' trigger()).
+// Everything here is the visitor's own view of a run: nothing goes to the server but Resume and the History
+// row a visitor opens (through the gr.HTML components' trigger()), and Stop (the tab's own Stop button).
 (() => {
   if (window.kx) return;
   const root = document.documentElement;
