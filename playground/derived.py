@@ -1,7 +1,7 @@
 """Images made from results for the page: what an edit changed, and small thumbnails. Pillow only; no gradio.
 
 Both are plain (blocking) functions: callers run them off the event loop (``asyncio.to_thread``). Each
-writes next to the run's results, under ``views/``, and is skipped when its file is already there.
+writes next to the run's results, under ``views/``, and is not made again when its file is already there.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from PIL import Image, ImageChops, ImageOps, UnidentifiedImageError
 CHANGE_THRESHOLD = 40
 """A pixel counts as changed when one of its channels moved by more than this (of 255): enough to ignore
 JPEG noise and resampling, small enough to catch any edit a person would see."""
-COMPARE_LONG_SIDE_PX = 768  # both images are brought to the result's size, capped here: faster, and as fair
+COMPARE_LONG_SIDE_PX = 512  # both images are brought to the result's size, capped here: faster, and as fair
 THUMB_LONG_SIDE_PX = 160  # a History row's thumbnails
 TILE_LONG_SIDE_PX = 480  # a grid tile's picture (the compare view shows the original)
 VIEWS_DIR = "views"
@@ -40,7 +40,13 @@ def views_dir(result: Path) -> Path:
 
 def changes(before: Path, after: Path, *, threshold: int = CHANGE_THRESHOLD) -> Changes | None:
     """Compare an edit's input with its result (both brought to one size); None if either cannot be read."""
-    target = views_dir(after) / f"{after.stem}-changes.png"
+    target = views_dir(after) / f"{after.stem}-changes.jpg"
+    known = target.with_suffix(".share")  # the share, kept beside the map: a run opened again is not compared again
+    if target.is_file() and known.is_file() and before.stat().st_mtime <= known.stat().st_mtime:
+        try:
+            return Changes(share=float(known.read_text()), map_path=target)
+        except ValueError:
+            pass
     try:
         with Image.open(before) as src, Image.open(after) as out:
             first, second = _same_size(src, out)
@@ -48,10 +54,10 @@ def changes(before: Path, after: Path, *, threshold: int = CHANGE_THRESHOLD) -> 
         return None
     moved = _moved(first, second)
     mask = moved.point(lambda v: 255 if v > threshold else 0)
-    changed = mask.histogram()[255]
-    if not target.is_file():
-        _save(_map(second, moved, mask), target)
-    return Changes(share=changed / (mask.width * mask.height), map_path=target)
+    share = mask.histogram()[255] / (mask.width * mask.height)
+    _save(_map(second, moved, mask), target, quality=85)
+    _write_text(known, f"{share:.6f}")
+    return Changes(share=share, map_path=target)
 
 
 def _same_size(before: Image.Image, after: Image.Image) -> tuple[Image.Image, Image.Image]:
@@ -93,7 +99,17 @@ def thumbnail(image: Path, *, long_side: int = THUMB_LONG_SIDE_PX) -> Path | Non
 
 def _save(img: Image.Image, target: Path, **options: int) -> None:
     """Write then rename, so a reader never sees half a file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f"{target.name}.{os.getpid()}-{threading.get_ident()}.part")
-    img.save(tmp, format="PNG" if target.suffix == ".png" else "JPEG", **options)
+    tmp = _part(target)
+    img.save(tmp, format="JPEG", **options)
     os.replace(tmp, target)
+
+
+def _write_text(target: Path, text: str) -> None:
+    tmp = _part(target)
+    tmp.write_text(text)
+    os.replace(tmp, target)
+
+
+def _part(target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target.with_name(f"{target.name}.{os.getpid()}-{threading.get_ident()}.part")
