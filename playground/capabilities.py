@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from playground.errors import UnsupportedParameterError
@@ -84,3 +85,31 @@ def _ignored(label: str, caps: Capabilities, request: GenerationRequest) -> tupl
     if request.prompt_upsampling and not caps.prompt_upsampling:
         notes.append(f"prompt upsampling ignored by {label}")
     return tuple(notes)
+
+
+def nearest_ratio(width: int, height: int, ratios: Sequence[str]) -> str:
+    """The ratio in ``ratios`` ('W:H') closest to width:height, compared on a log scale (2:1 and 1:2 are as far
+    from 1:1); on a tie the first listed wins."""
+    shape = math.log(width / height)
+
+    def distance(ratio: str) -> float:
+        w, h = (int(x) for x in ratio.split(":"))
+        return abs(math.log(w / h) - shape)
+
+    return min(ratios, key=distance)
+
+
+def match_input_ratio(spec: ProviderSpec, request: GenerationRequest) -> tuple[GenerationRequest, str | None]:
+    """For an edit asked to match its input: the request with the ratio ``spec`` takes nearest the input's shape,
+    and a note saying which (or why none could be chosen). Any other request comes back as it is."""
+    image = request.image
+    if not request.match_input_ratio or image is None or request.aspect_ratio is not None:
+        return request, None
+    if not image.width or not image.height:
+        return request, f"the input's size is not known here, so {spec.label} uses its own default shape"
+    ratio = nearest_ratio(image.width, image.height, spec.capabilities.aspect_ratios)
+    size = f"{image.width}×{image.height}"
+    w, h = (int(x) for x in ratio.split(":"))
+    exact = image.width * h == image.height * w
+    how = "the input's own ratio" if exact else f"the nearest {spec.label} takes to the input's {size}"
+    return request.model_copy(update={"aspect_ratio": ratio}), f"aspect ratio {ratio} sent to {spec.label}: {how}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -89,6 +90,8 @@ class GenerationRequest(BaseModel):
     prompt_upsampling: bool = False
     enable_translation: bool | None = None
     guidance: float | None = Field(default=None, ge=1.0, le=20.0)
+    match_input_ratio: bool = False
+    """An edit without an aspect ratio: send each provider the supported ratio nearest the input's shape."""
 
     @field_validator("prompt")
     @classmethod
@@ -178,6 +181,8 @@ class JobRef(BaseModel):
     model: ModelId
     task_id: str
     urls: dict[str, str] = Field(default_factory=dict)
+    submitted_at: datetime | None = None
+    """When the job was first submitted (aware UTC), if known: a resumed job's latency counts from here."""
 
 
 class Submission(BaseModel):
@@ -275,6 +280,9 @@ class JobEvent(BaseModel):
     error: str | None = None
     code: str | None = None
     kind: str | None = None
+    resumed: bool = False
+    """The job was waited for again by task id (after a stop, a timeout or a restart); its elapsed time still
+    counts from the original submit when that is known."""
 
     @property
     def key(self) -> str:

@@ -20,10 +20,12 @@ def build_request(
     prompt_upsampling: bool = False,
     enable_translation: bool | None = None,
     guidance: float | None = None,
+    match_input_ratio: bool = False,
 ) -> GenerationRequest:
     """The request these fields describe, or InvalidInputError with one sentence naming what is wrong.
 
-    Blank optional fields (None, "") mean "not set": nothing is sent for them.
+    Blank optional fields (None, "") mean "not set": nothing is sent for them. ``match_input_ratio``: an edit
+    with no ratio gets, per provider, the ratio it takes nearest the input's shape (see service.plan).
     """
     try:
         return GenerationRequest(
@@ -37,6 +39,7 @@ def build_request(
             prompt_upsampling=prompt_upsampling,
             enable_translation=enable_translation,
             guidance=guidance,
+            match_input_ratio=match_input_ratio and image is not None and not aspect_ratio,
         )
     except PydanticValidationError as exc:
         raise InvalidInputError(first_error(exc)) from None

@@ -122,9 +122,12 @@ class Run:
         tracker = Tracker(self, plan.spec, plan.request.model, plan.notes)
         await self._guard(tracker, self._submit_and_follow(tracker, plan))
 
-    async def resume_job(self, spec: ProviderSpec, provider: Provider, job: JobRef) -> None:
+    async def resume_job(self, spec: ProviderSpec, provider: Provider, job: JobRef, *, earlier_s: float = 0.0) -> None:
+        """Wait again for a submitted job; ``earlier_s``: how long ago it was first submitted (its latency counts)."""
         tracker = Tracker(self, spec, job.model, ())
         tracker.task_id, tracker.urls = job.task_id, dict(job.urls)
+        tracker.started -= max(0.0, earlier_s)
+        tracker.resumed = True
         await self._guard(tracker, self._follow(tracker, spec, provider, job, uses_callback=False))
 
     async def _guard(self, tracker: Tracker, work: Awaitable[None]) -> None:
@@ -327,6 +330,7 @@ class Tracker:
         self.state: JobState | None = None
         self.timer = Timer(self.started)
         self.billed_usd: float | None = None
+        self.resumed = False
 
     def elapsed(self) -> float:
         return self.run.context.clock() - self.started
@@ -356,6 +360,7 @@ class Tracker:
             message=message,
             notes=self.notes,
             sent=self.sent,
+            resumed=self.resumed,
             **extra,
         )
         event = self.run.context.redact(event)

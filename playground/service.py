@@ -12,8 +12,9 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -21,7 +22,7 @@ import httpx
 from pydantic import SecretStr
 
 from playground.addresses import local_address
-from playground.capabilities import check_request, needs_hosting
+from playground.capabilities import check_request, match_input_ratio, needs_hosting
 from playground.errors import ConfigError, InvalidInputError, PlaygroundError, StoreError, WebhookError
 from playground.history import History, RunRecord
 from playground.hosting import InputHost
@@ -47,6 +48,10 @@ PRICE_SET_BY_YOU = "set by you in PLAYGROUND_PRICES"
 ABANDONED = (
     "The playground stopped before the provider confirmed this job; if the provider created it, it is not tracked."
 )
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,7 @@ class GenerationService:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
         clock: Clock = time.monotonic,
+        now: Callable[[], datetime] = _utc_now,
         history: History | None = None,
         input_host: InputHost | None = None,
         callback_base_url: str | None = None,
@@ -112,6 +118,7 @@ class GenerationService:
         self.sleep = sleep
         self.clock = clock
         self.secrets = Secrets(settings.secrets.values())  # configured keys and secrets: never shown, stored, logged
+        self.now = now  # wall time (aware UTC), to measure a resumed job from its original submit
         self._client: httpx.AsyncClient | None = None
         self._public_client: httpx.AsyncClient | None = None
 
@@ -224,8 +231,10 @@ class GenerationService:
         job_request = request.with_model(model)
         if vary_seed and request.seed is not None:
             job_request = job_request.model_copy(update={"seed": (request.seed + index) % 2**32})
+        job_request, ratio_note = match_input_ratio(spec, job_request)
         serving = [s.label for s in self.specs.values() if s.serves(model)]
         notes = check_request(spec, job_request, can_host=self.input_host is not None, served_by=serving)
+        notes = (ratio_note, *notes) if ratio_note else notes
         resolve = self._check_reachable(spec, job_request, trusted=trusted)
         provider, http = self._adapter(name, keys, server_keys=server_keys)
         visitor_key = spec.key_env in (keys or {})
@@ -312,7 +321,12 @@ class GenerationService:
         run = self._new_run(run_id or uuid.uuid4().hex[:12], timeout_s, out_dir)
         await self.polling.prepare((ref.provider, ref.model) for ref in refs)
         waits = [
-            run.resume_job(self.spec(ref.provider), self.provider(ref.provider, keys, server_keys=server_keys), ref)
+            run.resume_job(
+                self.spec(ref.provider),
+                self.provider(ref.provider, keys, server_keys=server_keys),
+                ref,
+                earlier_s=self._since_submit(ref),
+            )
             for ref in refs
         ]
         with self.secrets.lent((keys or {}).values()):
@@ -335,6 +349,10 @@ class GenerationService:
                 runs.setdefault(stored.run_id, []).append(ref)
         await asyncio.gather(*(_drain(self.resume(refs, run_id=run_id)) for run_id, refs in runs.items()))
         return sum(len(refs) for refs in runs.values())
+
+    def _since_submit(self, ref: JobRef) -> float:
+        """Seconds since the job was first submitted (0 when unknown): a resumed latency counts from there."""
+        return max(0.0, (self.now() - ref.submitted_at).total_seconds()) if ref.submitted_at else 0.0
 
     def _new_run(self, run_id: str, timeout_s: float | None, out_dir: Path | None) -> Run:
         context = RunContext(

@@ -25,6 +25,8 @@ def loads_gradio(*modules: str) -> bool:
         ("playground.service",),
         ("playground.cli",),
         ("playground.ui.format", "playground.ui.forms", "playground.ui.board", "playground.ui.stream"),
+        ("playground.ui.grid", "playground.ui.live", "playground.ui.history_list", "playground.ui.uploads"),
+        ("playground.jobstate", "playground.derived", "playground.outputs"),
     ],
 )
 def test_the_engine_does_not_load_gradio(modules):

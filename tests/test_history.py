@@ -288,8 +288,13 @@ async def test_unfinished_jobs_are_the_submitted_ones_without_a_terminal_state(o
     await again.aclose()
 
     assert job.ref() == JobRef(
-        provider="kie", model="flux-kontext-pro", task_id="t-kie", urls={"status": "https://api.example/s"}
+        provider="kie",
+        model="flux-kontext-pro",
+        task_id="t-kie",
+        urls={"status": "https://api.example/s"},
+        submitted_at=job.created_at,  # a resumed job's latency counts from its original submit
     )
+    assert job.ref().submitted_at.tzinfo is not None
 
 
 async def test_a_duplicate_terminal_event_is_recorded_once(store):

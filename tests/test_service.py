@@ -330,3 +330,52 @@ async def test_with_prices_set_no_job_costs_unknown_and_a_billed_price_wins(sett
     bfl = results["bfl"]
     assert bfl.cost_billed and bfl.cost_source == "billed by Black Forest Labs", "its answer's credits beat our 0.5"
     assert results["apixo"].cost_source.startswith("https://"), "a list price names where it is published"
+
+
+async def test_a_resumed_job_counts_its_latency_from_the_original_submit_and_says_it_was_resumed(service, sandbox):
+    from datetime import UTC, datetime, timedelta
+
+    sandbox.state.job_seconds = 0.6
+    events = await collect(service, FOX, [("kie", "flux-kontext-pro")], timeout_s=0.1)
+    task_id = final(events, "kie").task_id
+    submitted = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    service.now = lambda: submitted + timedelta(seconds=80)  # the visitor comes back 80 s after submitting
+    job = JobRef(provider="kie", model="flux-kontext-pro", task_id=task_id, submitted_at=submitted)
+    resumed = [e async for e in service.resume(job)]
+    assert all(e.resumed for e in resumed)
+    assert resumed[-1].state == "succeeded" and 80 <= resumed[-1].result.latency_s < 90
+    fresh = [e async for e in service.resume(job.model_copy(update={"submitted_at": None}))]
+    assert fresh[-1].result.latency_s < 10, "without the original submit time it counts from the resume"
+
+
+async def test_match_input_sends_each_provider_the_ratio_it_takes_nearest_the_input_and_says_which(service):
+    from playground.models import InputImage
+    from tests.conftest import png_bytes
+
+    image = InputImage(content=png_bytes((800, 600)), mime_type="image/png", width=800, height=600)
+    edit = GenerationRequest(prompt="snow", image=image, match_input_ratio=True)
+    plan = service.plan(edit, [("kie", "flux-kontext-pro"), ("bfl", "flux-kontext-pro")])
+    assert [job.request.aspect_ratio for job in plan.jobs] == ["4:3", "4:3"]
+    assert plan.jobs[0].notes[0] == "aspect ratio 4:3 sent to KIE AI: the input's own ratio"
+    wide = edit.model_copy(update={"image": image.model_copy(update={"width": 900, "height": 600})})
+    kie, bfl = service.plan(wide, [("kie", "flux-kontext-pro"), ("bfl", "flux-kontext-pro")]).jobs
+    assert (kie.request.aspect_ratio, bfl.request.aspect_ratio) == ("4:3", "3:2"), "each provider's own nearest"
+    assert kie.notes[0] == "aspect ratio 4:3 sent to KIE AI: the nearest KIE AI takes to the input's 900×600"
+    as_asked = service.plan(edit.model_copy(update={"match_input_ratio": False}), [("kie", "flux-kontext-pro")])
+    assert as_asked.jobs[0].request.aspect_ratio is None, "without match input, nothing is added"
+
+
+@pytest.mark.parametrize(
+    ("size", "ratios", "expected"),
+    [
+        ((800, 600), ("16:9", "4:3", "1:1"), "4:3"),
+        ((1000, 1000), ("16:9", "4:3", "1:1"), "1:1"),
+        ((600, 800), ("16:9", "4:3", "1:1", "3:4"), "3:4"),
+        ((1920, 1080), ("21:9", "16:9", "3:2"), "16:9"),
+        ((300, 100), ("21:9", "16:9"), "21:9"),
+    ],
+)
+def test_the_nearest_ratio_is_compared_on_shape(size, ratios, expected):
+    from playground.capabilities import nearest_ratio
+
+    assert nearest_ratio(*size, ratios) == expected

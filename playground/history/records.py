@@ -8,11 +8,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from playground import jobstate
 from playground.models import JobRef, JobResult, JobState, ModelId, WireRequest
 
 Outcome = Literal["succeeded", "failed", "mixed", "stopped", "running"]
 OUTCOMES: tuple[Outcome, ...] = ("succeeded", "failed", "mixed", "stopped", "running")
-RESUMABLE_KINDS = frozenset({"deadline", "unknown_status"})  # failed only because we stopped waiting
+RESUMABLE_KINDS = jobstate.RESUMABLE_KINDS  # failed only because we stopped waiting
 
 
 class StateChange(BaseModel):
@@ -56,14 +57,15 @@ class JobRecord(BaseModel):
     @property
     def is_resumable(self) -> bool:
         """Submitted, and not known to be over: unfinished, stopped, or failed only because we stopped waiting."""
-        waiting = self.state in ("queued", "running", "stopped") or self.error_kind in RESUMABLE_KINDS
-        return self.task_id is not None and waiting
+        return jobstate.is_resumable(self.state, self.error_kind, self.task_id)
 
     def ref(self) -> JobRef | None:
         """Enough to resume the job by its task id, or None if it was never submitted."""
         if self.task_id is None:
             return None
-        return JobRef(provider=self.provider, model=self.model, task_id=self.task_id, urls=self.urls)
+        return JobRef(
+            provider=self.provider, model=self.model, task_id=self.task_id, urls=self.urls, submitted_at=self.created_at
+        )
 
 
 class RunSummary(BaseModel):

@@ -133,10 +133,12 @@ class ProviderSpec:
     ``models``: each model it serves, with the name its API uses for it (a path, an id, a mode).
     ``extra_env``: its other environment variables (secondary hosts, signing secrets), with defaults.
     ``sandbox``: the module under ``playground.sandbox`` that speaks its protocol locally.
-    ``key_url``: where a person creates a key. ``callback_body_signed``: a verified callback vouches for its
-    whole body, so its state can be trusted as delivered; otherwise (nothing signed, or only ids and times, as
-    KIE) a delivery is a nudge confirmed by one status read. Nothing outside the registry lists providers:
-    settings, the sandbox, the UI and the tests all read these entries.
+    ``key_url``: where a person creates a key. ``key_pattern`` (a regular expression a whole key matches) and
+    ``key_shape`` (the same in words) only where the provider documents its keys' shape.
+    ``callback_body_signed``: a verified callback vouches for its whole body, so its state can be trusted as
+    delivered; otherwise (nothing signed, or only ids and times, as KIE) a delivery is a nudge confirmed by one
+    status read. Nothing outside the registry lists providers: settings, the sandbox, the UI and the tests all read
+    these entries.
     """
 
     name: str
@@ -156,6 +158,8 @@ class ProviderSpec:
     max_reads_per_minute: int | None = None
     """The documented request limit that status reads count against (None: none documented)."""
     callback_body_signed: bool = False
+    key_pattern: str = ""
+    key_shape: str = ""
 
     def serves(self, model: str) -> bool:
         return model in self.models

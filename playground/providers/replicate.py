@@ -265,4 +265,6 @@ SPEC = ProviderSpec(
     max_reads_per_minute=3000,  # 3000 requests/minute outside creates [doc: errors]
     key_url="https://replicate.com/account/api-tokens",
     callback_body_signed=True,  # Standard Webhooks: id.timestamp.body [docs/providers.md, Replicate]
+    key_pattern=r"r8_\S{37}",  # "40-character strings that always start with r8_" [doc: Replicate, keys]
+    key_shape="Replicate tokens start with r8_ and are 40 characters long",
 )

@@ -330,4 +330,6 @@ SPEC = ProviderSpec(
     docs_url="https://docs.runflow.io/api-reference/models/create-and-dispatch-a-singleton-model-run",
     key_url="https://app.runflow.io/settings/api-keys",
     callback_body_signed=True,  # HMAC of the body [docs/providers.md, Runflow]
+    key_pattern=r"rf_live_\S+",  # rf_live_ keys run inference; rf_svc_ keys are admin keys [doc: Runflow, keys]
+    key_shape="Runflow keys that run models start with rf_live_ (rf_svc_ keys are for administration)",
 )

@@ -9,7 +9,10 @@ import json
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urlparse
 
+from playground import jobstate
+from playground.jobstate import Phase
 from playground.models import JobResult, WireRequest, model_info
 from playground.providers import ProviderSpec
 
@@ -24,7 +27,17 @@ STATE_ICONS = {
     "canceled": "✘",
     "stopped": "■",
 }
+PHASE_ICONS: dict[Phase, str] = {
+    "queued": "○",
+    "running": "●",
+    "done": "✔",
+    "failed": "✘",
+    "timed out": "✘",
+    "canceled": "✘",
+    "stopped": "■",
+}
 INFO, WARNING, BLOCKED = "ℹ", "⚠", "✘"
+TabMode = str  # "text" or "edit": what the visitor was doing, for advice that fits it
 
 
 def model_short(model: str) -> str:
@@ -45,29 +58,37 @@ def panel_title(label: str, model: str) -> str:
     return f"### {label} · {model_short(model)}"
 
 
+def seconds_text(seconds: float) -> str:
+    """'4.2 s': every duration the page shows (elapsed, latency, a run's wall time) goes through here."""
+    return f"{seconds:.1f} s"
+
+
 def status_text(
     state: str,
     elapsed_s: float,
     *,
     error: str | None = None,
     task_id: str | None = None,
+    kind: str | None = None,
+    resumed: bool = False,
     result: JobResult | None = None,
 ) -> str:
-    """One live status line: queued, running 12.3 s, done in 8.2 s, ±0.3 s, failed: reason, stopped."""
-    icon = STATE_ICONS.get(state, "")
-    if state == "queued":
+    """One status line, the same on a panel, a tile and in History: queued, running 12.3 s, done in 8.2 s, ±0.3 s,
+    failed: reason, timed out: reason, stopped after 4.0 s. A resumed job says so."""
+    phase = jobstate.phase(state, kind)
+    again = " (resumed)" if resumed else ""
+    if phase == "queued":
         text = "queued"
-    elif state == "running":
-        text = f"running {elapsed_s:.1f} s"
-    elif state == "succeeded":
-        text = f"done in {latency_text(result) if result else f'{elapsed_s:.1f} s'}"
-    elif state in ("failed", "canceled"):
-        text = f"{state}: {error or 'no reason given'}"
-    elif state == "stopped":
-        text = f"stopped after {elapsed_s:.1f} s" + (f" (task {task_id})" if task_id else " (before it was submitted)")
+    elif phase == "running":
+        text = f"running {seconds_text(elapsed_s)}{again}"
+    elif phase == "done":
+        text = f"done in {latency_text(result) if result else seconds_text(elapsed_s)}{again}"
+    elif phase == "stopped":
+        where = f" (task {task_id})" if task_id else " (before it was submitted)"
+        text = f"stopped after {seconds_text(elapsed_s)}{where}"
     else:
-        text = ""
-    return f"{icon} {text}".strip()
+        text = f"{phase}: {error or 'no reason given'}"
+    return f"{PHASE_ICONS[phase]} {text}"
 
 
 def latency_text(result: JobResult) -> str:
@@ -102,15 +123,43 @@ def breakdown_text(result: JobResult, label: str) -> str:
 def cost_text(cost_usd: float | None, source: str | None, *, confirmed: bool = True) -> str:
     """'$0.04 (source)', or 'unknown' when the provider publishes no per-image price."""
     if cost_usd is None:
-        return "unknown (no published price; set one in PLAYGROUND_PRICES)"
-    digits = 2 if round(cost_usd, 2) == round(cost_usd, 6) else 3
-    shown = f"${cost_usd:.{digits}f}" + ("" if confirmed else " (not confirmed)")
+        return NO_PRICE
+    shown = money(cost_usd) + ("" if confirmed else " (not confirmed)")
     return shown + (f" ({source})" if source else "")
+
+
+NO_PRICE = "unknown (no published price; set one in PLAYGROUND_PRICES)"
 
 
 def result_cost_text(result: JobResult) -> str:
     """The cost of one result with where it comes from: billed by the provider, set by you, or a list price."""
-    return cost_text(result.cost_usd, result.cost_source, confirmed=result.cost_confirmed)
+    return price_text(result.cost_usd, result.cost_source, confirmed=result.cost_confirmed)
+
+
+def money(usd: float) -> str:
+    """'$0.04', '$0.025': dollars with the cents a price needs."""
+    digits = 2 if round(usd, 2) == round(usd, 6) else 3
+    return f"${usd:.{digits}f}"
+
+
+def source_text(source: str | None) -> str:
+    """Where a price comes from, in words: a page's host (as a Markdown link) or what the source says."""
+    if not source:
+        return "no source"
+    parsed = urlparse(source)
+    if parsed.scheme in ("http", "https") and parsed.netloc:
+        host = parsed.netloc.removeprefix("www.")
+        return f"price from [{host}]({source})"
+    return source
+
+
+def price_text(cost_usd: float | None, source: str | None, *, confirmed: bool = True) -> str:
+    """'$0.04 (price from [docs.bfl.ml](…))', '$0.04 (billed by Runflow)'; an unconfirmed price says so."""
+    if cost_usd is None:
+        return NO_PRICE
+    if not confirmed:
+        return f"{money(cost_usd)} (not confirmed: {source_text(source)})"
+    return f"{money(cost_usd)} ({source_text(source)})"
 
 
 def size_text(size_bytes: int) -> str:
@@ -120,11 +169,12 @@ def size_text(size_bytes: int) -> str:
     return f"{max(1, round(size_bytes / 1024))} KB"
 
 
-def result_facts(result: JobResult) -> str:
+def result_facts(result: JobResult, *, confirmed: bool = True) -> str:
     """Latency, cost, size and format of one finished image, as one Markdown line."""
     kind = result.mime_type.split("/")[-1].upper()
+    cost = price_text(result.cost_usd, result.cost_source, confirmed=confirmed and result.cost_confirmed)
     return (
-        f"**Latency** {latency_text(result)} · **Cost** {result_cost_text(result)} · "
+        f"**Latency** {latency_text(result)} · **Cost** {cost} · "
         f"{result.width}×{result.height} {kind}, {size_text(result.size_bytes)}"
     )
 
@@ -140,8 +190,9 @@ def notes_markdown(notes: Sequence[str]) -> str:
     return "\n".join(f"- {INFO} {note}" for note in notes)
 
 
-def failure_help(kind: str | None, key_env: str, *, sandbox: bool) -> str:
-    """What a person can do about a failure of this kind (empty when the reason says it all)."""
+def failure_help(kind: str | None, key_env: str, *, sandbox: bool, mode: TabMode = "text") -> str:
+    """What a person can do about a failure of this kind (empty when the reason says it all); one piece of
+    advice, fitting what they were doing (``mode``: text-to-image or edit)."""
     if kind in ("authentication", "config"):
         where = "under **Keys** on this page, or in `.env`" if not sandbox else "under **Keys**"
         return f"Enter a valid key for `{key_env}` {where}."
@@ -150,13 +201,13 @@ def failure_help(kind: str | None, key_env: str, *, sandbox: bool) -> str:
     if kind in ("rate_limit", "unavailable", "connection", "timeout"):
         return "The provider is busy or unreachable: try again in a minute."
     if kind == "moderated":
-        return "Rephrase the prompt or use another image."
+        return "Rephrase the edit, or try another input image." if mode == "edit" else "Rephrase the prompt."
     return ""
 
 
-def resume_hint(provider: str, model: str, task_id: str) -> str:
-    """The CLI command that waits for a stopped job again, without resubmitting it."""
-    return f"`python -m playground resume --provider {provider} --model {model} --task-id {task_id}`"
+def resume_hint(task_id: str) -> str:
+    """What a stopped or timed-out panel says about its task."""
+    return f"Task `{task_id}` may still finish: **Resume** waits for it again (nothing is submitted twice)."
 
 
 def sent_params(wire: WireRequest | None) -> dict[str, object] | None:
@@ -186,10 +237,11 @@ def _header_arg(name: str, value: str, key_env: str | None) -> str:
     return shlex.quote(f"{name}: {value}")
 
 
-def capability_words(spec: ProviderSpec, *, can_host: bool = False) -> list[str]:
-    """What a provider supports, in the fewest words that tell providers apart.
+def capability_words(spec: ProviderSpec, *, can_host: bool = False, mode: TabMode = "edit") -> list[str]:
+    """What a provider supports, in the fewest words that tell providers apart on this tab.
 
     ``can_host``: the app publishes local inputs at a URL of its own, so URL-only providers take files too.
+    How a provider takes input files matters only when editing (``mode``).
     """
     caps = spec.capabilities
     words = []
@@ -200,14 +252,14 @@ def capability_words(spec: ProviderSpec, *, can_host: bool = False) -> list[str]
     if len(spec.models) == 1:
         words.append(f"{model_short(next(iter(spec.models)))} only")
     words += [word for word, ok in (("seed", caps.seed), ("guidance", caps.guidance)) if ok]
-    if caps.edit and not (caps.upload or caps.inline_image):
-        words.append("files hosted by the app" if can_host else "image URLs only")
+    if mode == "edit" and caps.edit and not (caps.upload or caps.inline_image) and not can_host:
+        words.append("image URLs only")
     return words
 
 
-def provider_choice_label(spec: ProviderSpec, *, can_host: bool = False) -> str:
+def provider_choice_label(spec: ProviderSpec, *, can_host: bool = False, mode: TabMode = "edit") -> str:
     """'Runflow (edit only, seed, guidance)': a provider as a checkbox label."""
-    words = capability_words(spec, can_host=can_host)
+    words = capability_words(spec, can_host=can_host, mode=mode)
     return f"{spec.label} ({', '.join(words)})" if words else spec.label
 
 
@@ -222,6 +274,7 @@ class Outcome:
     cost_usd: float | None = None
     error: str | None = None
     latency_low_s: float | None = None
+    kind: str | None = None
 
     @property
     def name(self) -> str:
@@ -233,26 +286,35 @@ class Outcome:
         end = self.latency_s or 0.0
         return (end if self.latency_low_s is None else self.latency_low_s, end)
 
+    @property
+    def phase(self) -> Phase:
+        return jobstate.phase(self.state, self.kind)
+
+
+def counts_text(phases: Sequence[Phase]) -> str:
+    """'14 done · 1 failed · 1 stopped': how many jobs are in each phase (History rows say the same)."""
+    return " · ".join(f"{n} {phase}" for phase, n in jobstate.counts(phases).items())
+
 
 def run_summary(outcomes: Sequence[Outcome], wall_s: float | None = None) -> str:
-    """Fastest, cheapest, failures and total cost of a run, as Markdown."""
+    """The run in one line of counts, then fastest, cheapest and the total; each error stays in its panel."""
     if not outcomes:
         return ""
+    counts = counts_text([o.phase for o in outcomes])
+    ended = jobstate.run_phase(o.phase for o in outcomes) != "running"
+    took = f" in {seconds_text(wall_s)}" if wall_s and ended else ""
+    lines = [f"**{len(outcomes)} job{'s' if len(outcomes) != 1 else ''}{took}**: {counts}"]
     done = [o for o in outcomes if o.state == "succeeded"]
-    lines = [f"**Run**: {len(done)} of {len(outcomes)} jobs done" + (f" in {wall_s:.1f} s" if wall_s else "")]
     timed = [o for o in done if o.latency_s is not None]
     if timed:
         lines.append(fastest_text(timed))
     priced = [o for o in done if o.cost_usd is not None]
     if priced:
         cheapest = min(priced, key=lambda o: o.cost_usd or 0.0)
-        lines.append(f"**Cheapest**: {cheapest.name}, {cost_text(cheapest.cost_usd, None)}")
-    lines.append(_total_cost(done))
-    failed = [o for o in outcomes if o.state not in ("succeeded", "queued", "running")]
-    if failed:
-        lines.append(f"**Failures**: {len(failed)}")
-        lines += [f"  - {o.name}: {o.state}" + (f" ({o.error})" if o.error else "") for o in failed]
-    return "\n".join(f"- {line}" if not line.startswith("  ") else line for line in lines)
+        lines.append(f"**Cheapest**: {cheapest.name}, {money(cheapest.cost_usd or 0.0)}")
+    if done:
+        lines.append(_total_cost(done))
+    return " · ".join(lines)
 
 
 def fastest_text(timed: Sequence[Outcome]) -> str:
@@ -261,7 +323,7 @@ def fastest_text(timed: Sequence[Outcome]) -> str:
     best = ranked[0]
     low, high = best.interval
     tied = [o for o in ranked[1:] if o.interval[0] <= high]
-    head = f"**Fastest**: {best.name}, {best.latency_s:.1f} s"
+    head = f"**Fastest**: {best.name}, {seconds_text(best.latency_s or 0.0)}"
     if tied:
         names = ", ".join(o.name for o in tied)
         return f"{head}; tied with {names}: their times overlap within the measurement error, so no winner."
@@ -274,18 +336,18 @@ def fastest_text(timed: Sequence[Outcome]) -> str:
 
 def _total_cost(done: Sequence[Outcome]) -> str:
     known = sum(o.cost_usd for o in done if o.cost_usd is not None)
-    unknown = [o.name for o in done if o.cost_usd is None]
-    total = f"**Total cost**: {cost_text(known, None)}"
+    unknown = sum(1 for o in done if o.cost_usd is None)
+    total = f"**Total cost**: {money(known)}"
     if unknown:
-        total += f" + unknown ({', '.join(unknown)}: no published price)"
+        total += f" + {unknown} with no published price"
     return total
 
 
 def estimate_text(prices: Sequence[tuple[str, float | None]]) -> str:
-    """'3 jobs, about $0.11 (+ unknown: KIE AI pro)': what a run would cost, before it runs."""
+    """'3 jobs, about $0.11 (+ 1 with no published price: KIE AI pro)': what a run would cost, before it runs."""
     if not prices:
         return ""
     known = sum(p for _, p in prices if p is not None)
     unknown = [name for name, p in prices if p is None]
-    text = f"**{len(prices)} job{'s' if len(prices) != 1 else ''}**, about {cost_text(known, None)}"
-    return text + (f" (+ unknown: {', '.join(unknown)})" if unknown else "")
+    text = f"**{len(prices)} job{'s' if len(prices) != 1 else ''}**, about {money(known)}"
+    return text + (f" (+ {len(unknown)} with no published price: {', '.join(unknown)})" if unknown else "")

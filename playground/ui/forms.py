@@ -5,6 +5,7 @@ No gradio here. Errors are PlaygroundErrors whose text the page shows as is.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from playground.providers import ProviderSpec
 from playground.request import build_request
 from playground.ui.board import PanelKey
 from playground.ui.format import BLOCKED, INFO, WARNING, estimate_text, job_name
+from playground.ui.uploads import UploadProblem, check_upload
 
 # The one table that wires a tab's inputs: the layout builds a component for each name, the handlers read
 # the values by these names. Adding a control: a Form field, its name here, its component in the layout.
@@ -106,7 +108,10 @@ def named_inputs(kind: str, values: Sequence[Any]) -> dict[str, Any]:
 
 
 def build(form: Form, seed: int | None, image: InputImage | None, *, prompt: str | None = None) -> GenerationRequest:
-    """The request the form describes, or InvalidInputError with one sentence."""
+    """The request the form describes, or InvalidInputError with one sentence.
+
+    An edit whose ratio is left at 'match the input' asks each provider for its ratio nearest the input's shape.
+    """
     safety = None if form.safety in (None, "", DEFAULT_SAFETY) else _number(form.safety, "safety tolerance")
     return build_request(
         form.prompt if prompt is None else prompt,
@@ -118,16 +123,23 @@ def build(form: Form, seed: int | None, image: InputImage | None, *, prompt: str
         prompt_upsampling=bool(form.upsampling),
         enable_translation={"on": True, "off": False}.get(form.translation),
         guidance=_number(form.guidance, "guidance"),
+        match_input_ratio=not form.aspect_ratio,
     )
 
 
 def load_image(form: Form, *, required: bool, uploads: Sequence[Path] = ()) -> InputImage | None:
     """The checked input image (upload or URL); InvalidInputError when it is missing or unreadable.
 
-    An upload must lie under one of ``uploads`` (the page's upload folders); the URL box takes http(s) only.
+    An upload must lie under one of ``uploads`` (the page's upload folders) and is checked by its bytes first, so
+    a bad file gets its sentence; the URL box takes http(s) only.
     """
     if form.image_path:
-        return input_from_upload(form.image_path, uploads)
+        image = input_from_upload(form.image_path, uploads)
+        try:
+            check_upload(form.image_path)
+        except UploadProblem as problem:
+            raise InvalidInputError(str(problem)) from None
+        return image
     if (form.image_url or "").strip():
         return input_from_url(form.image_url or "")
     if required:
@@ -175,6 +187,24 @@ def visitor_keys(blob: object, specs: Mapping[str, ProviderSpec]) -> dict[str, S
     return {env: SecretStr(value) for env, value in stored_keys(blob, specs).items()}
 
 
+MIN_KEY_CHARS = 8  # no provider's key is this short: a shorter one is a slip of the keyboard
+
+
+def key_problem(spec: ProviderSpec, typed: str) -> str | None:
+    """Why ``typed`` cannot be a key of ``spec`` (one sentence), or None when it could be.
+
+    Every key is one word of at least MIN_KEY_CHARS; where the provider documents a shape, it must have it.
+    """
+    key = typed.strip()
+    if any(ch.isspace() for ch in key):
+        return f"That {spec.label} key has a space in it; paste the key alone."
+    if len(key) < MIN_KEY_CHARS:
+        return f"That {spec.label} key is {len(key)} character{'s' * (len(key) != 1)} long; paste the whole key."
+    if spec.key_pattern and not re.fullmatch(spec.key_pattern, key):
+        return f"That does not look like a {spec.label} key: {spec.key_shape}."
+    return None
+
+
 def merge_keys(blob: object, entered: Mapping[str, str | None], specs: Mapping[str, ProviderSpec]) -> dict[str, Any]:
     """The stored value with the newly typed keys added (blank boxes keep the saved key)."""
     keys = stored_keys(blob, specs)
@@ -205,6 +235,10 @@ def preview_lines(
     if needs_image and request.image is None:
         request = request.model_copy(update={"image": InputImage(url="https://example.com/input.png")})
     lines: list[str] = []
+    if not (form.prompt or "").strip():
+        lines.append(f"{INFO} Write a prompt, then press **Generate** (or Enter).")
+    if needs_image and not form.image_source:
+        lines.append(f"{INFO} Add an input image: upload one, or paste an image URL.")
     for name, model in chosen:
         serving = [spec.label for spec in specs.values() if spec.serves(model)]
         lines += _target_lines(specs[name], request.with_model(model), name in usable, can_host, serving)

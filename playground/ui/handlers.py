@@ -7,10 +7,8 @@ because each (provider, model) job is checked on its own and the service runs th
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,32 +16,31 @@ from typing import Any
 
 import gradio as gr
 import gradio.utils as gradio_utils
-import httpx
 from pydantic import SecretStr
 
 from playground.errors import PlaygroundError
-from playground.fetch import fetch_user_image
-from playground.images import EXTENSIONS
-from playground.models import Events, GenerationRequest, InputImage
+from playground.models import Events, GenerationRequest
 from playground.service import GenerationService, Plan
-from playground.ui import forms
+from playground.ui import forms, live
 from playground.ui.board import Board, PanelKey, panel_keys
-from playground.ui.format import BLOCKED, provider_choice_label, run_summary
-from playground.ui.history_view import valid_owner
-from playground.ui.panels import PanelKind, Renderer, TabKind
+from playground.ui.format import BLOCKED, INFO, provider_choice_label, run_summary
+from playground.ui.history_view import valid_owner, with_sent
+from playground.ui.inputs import input_image
+from playground.ui.live import LiveRun, LiveRuns
+from playground.ui.panels import PanelKind, Renderer, TabKind, bundle_update, resume_update
 from playground.ui.stream import changes
 from playground.ui.visitors import is_local_request
 
 log = logging.getLogger(__name__)
 
-MAX_REMEMBERED_RUNS = 512  # boards kept for the Stop button, one per (session, tab)
 Frames = AsyncIterator[list[Any]]
 SANDBOX_NOTE = (
     "**Sandbox mode**: every provider here is a local imitation of its real API. "
     "No real provider is called and no key is needed; the images are drawn locally."
 )
-
 NO_BEFORE_NOTE = "ℹ The input URL could not be read from here, so the panels show the result without a 'before'."
+STALE = "These are the results of your previous run; the new one did not start."
+NOT_STOPPED = f"{INFO} Nothing to resume here: resume a run after it was stopped or a job timed out."
 
 
 @dataclass
@@ -73,7 +70,7 @@ class Handlers:
         self.specs = service.specs
         self.keys = panel_keys(self.specs)
         self.clock = clock
-        self._runs: OrderedDict[tuple[str, PanelKind], tuple[Board, Renderer]] = OrderedDict()
+        self.live = LiveRuns()
 
     # --- the page ------------------------------------------------------------------------------------
 
@@ -103,15 +100,18 @@ class Handlers:
         server = self.spends_server_keys(request)
         return [name for name in self.specs if self.service.is_configured(name, keys, server_keys=server)]
 
-    def provider_choices(self, keys: dict[str, SecretStr], request: gr.Request | None = None) -> list[tuple[str, str]]:
-        """(label, name) for every usable provider; with no request (the page being built), every provider.
+    def provider_choices(
+        self, keys: dict[str, SecretStr], kind: TabKind = "edit", request: gr.Request | None = None
+    ) -> list[tuple[str, str]]:
+        """(label, name) for every usable provider, labelled for what the tab does; with no request (the page
+        being built), every provider.
 
         The page's own list is every provider, so an API client may name any (a refused one fails in its panel
         with a sentence); each browser's list is narrowed to what its visitor can run when the page loads.
         """
         can_host = self.service.input_host is not None
         usable = self.usable(keys, request) if request is not None else list(self.specs)
-        return [(provider_choice_label(self.specs[name], can_host=can_host), name) for name in usable]
+        return [(provider_choice_label(self.specs[name], can_host=can_host, mode=kind), name) for name in usable]
 
     def default_providers(
         self, kind: TabKind, keys: dict[str, SecretStr], request: gr.Request | None = None
@@ -124,22 +124,21 @@ class Handlers:
 
         return [name for name in self.usable(keys, request) if fits(name)]
 
-    def on_load(self, request: gr.Request, blob: object, text_sel: list[str], edit_sel: list[str]) -> tuple[Any, ...]:
-        """A visitor opened the page: banner, provider lists including their own keys, key status."""
-        keys = forms.visitor_keys(blob, self.specs)
-        return (self.banner(request), *self._choices(keys, text_sel, edit_sel, request), self._keys_status(blob))
-
-    def _choices(
-        self, keys: dict[str, SecretStr], text_sel: Sequence[str], edit_sel: Sequence[str], request: gr.Request | None
+    def choices(
+        self,
+        keys: dict[str, SecretStr],
+        text_sel: Sequence[str],
+        edit_sel: Sequence[str],
+        request: gr.Request | None = None,
     ) -> list[Any]:
-        choices = self.provider_choices(keys, request)
-        names = {name for _, name in choices}
-        return [
-            gr.update(
-                choices=choices, value=[n for n in sel if n in names] or self.default_providers(kind, keys, request)
-            )
-            for kind, sel in _tabs(text_sel, edit_sel)
-        ]
+        """The provider lists of both tabs for these keys, keeping what was ticked where it is still usable."""
+        updates = []
+        for kind, sel in _tabs(text_sel, edit_sel):
+            choices = self.provider_choices(keys, kind, request)
+            names = {name for _, name in choices}
+            value = [n for n in sel if n in names] or self.default_providers(kind, keys, request)
+            updates.append(gr.update(choices=choices, value=value))
+        return updates
 
     # --- what the controls mean, before the run ------------------------------------------------------
 
@@ -184,34 +183,64 @@ class Handlers:
         seed = form.next_seed()
         trusted = self.trusted(request)
         try:
-            image, input_path = await self._input(form, required=kind == "edit", trusted=trusted)
+            image, input_path = await input_image(
+                self.service, form, required=kind == "edit", trusted=trusted, uploads=upload_roots()
+            )
             job_request = forms.build(form, seed, image)
             chosen = forms.targets(form, self.specs)
         except PlaygroundError as exc:
-            yield renderer.head(message=f"{BLOCKED} {exc}")
+            yield self._blocked(renderer, kind, request, exc)
             return
-        board = Board.start(chosen, self.specs, input_path=input_path, clock=self.clock)
-        self.remember(request, kind, board, renderer)
+        board = Board.start(chosen, self.specs, input_path=input_path, clock=self.clock, edit=kind == "edit")
+        running = self.live.start(session_of(request), kind, board, renderer)
         keys = forms.visitor_keys(blob, self.specs)
         plan = self.plan(board, job_request, chosen, keys, vary_seed=not form.same_seed, visitor=request)
         note = NO_BEFORE_NOTE if image is not None and input_path is None else ""
-        yield renderer.frame(board, chosen, hide_others=True, seed=seed, message=note, summary="")
+        start = dict(seed=seed, message=note, summary="", bundle=bundle_update(None), resume=resume_update(board))
+        yield renderer.frame(board, chosen, hide_others=True, **start)
         events = self.service.run(plan, owner=valid_owner(owner))
-        async for frame in self.frames(renderer, board, events):
+        async for frame in self.frames(renderer, board, events, running):
             yield frame
 
-    async def frames(self, renderer: Renderer, board: Board, events: Events) -> Frames:
-        """The panels as ``events`` change them; the last frame has the run summary (and the error, if any)."""
+    def _blocked(self, renderer: Renderer, kind: PanelKind, request: gr.Request | None, exc: PlaygroundError) -> Any:
+        """The sentence of a run that did not start; the previous run's grid stays, marked as old."""
+        before = self.live.get(session_of(request), kind)
+        grid = renderer.grid(before.board, stale=STALE) if before is not None and before.board.panels else gr.skip()
+        return renderer.head(message=f"{BLOCKED} {exc}", grid=grid)
+
+    async def frames(self, renderer: Renderer, board: Board, events: Events, running: LiveRun | None = None) -> Frames:
+        """The panels as ``events`` change them; the last frame has the run summary (and the error, if any).
+
+        With ``running``, its Stop ends the stream: the engine records the unfinished jobs as stopped first.
+        """
         message: Any = gr.skip()
+        stream = live.until_stopped(events, running.stop, running.closed) if running is not None else events
         try:
-            async with contextlib.aclosing(changes(board, events, clock=self.clock)) as batches:
+            async with contextlib.aclosing(changes(board, stream, clock=self.clock)) as batches:
                 async for changed in batches:
-                    yield renderer.frame(board, changed)
+                    yield renderer.frame(board, [*changed, *await live.derive(board, changed)])
         except PlaygroundError as exc:
             message = f"{BLOCKED} {exc}"
         finally:
             leftover = board.stop()  # after Stop or an error nothing runs any more; after a normal end, none
-        yield renderer.frame(board, leftover, message=message, summary=run_summary(board.outcomes(), board.wall_s))
+            if running is not None:
+                running.closed.set()
+        record = await self._record(board.run_id)
+        done = sum(1 for p in board.panels.values() if p.result is not None)
+        end = dict(message=message, summary=run_summary(board.outcomes(), board.wall_s))
+        if "resume" in renderer.head_slots and renderer.kind != "history":  # History shows its own Resume waiting
+            end["resume"] = resume_update(board)
+        yield renderer.frame(board, leftover, bundle=bundle_update(await live.bundle(board, record), done), **end)
+
+    async def _record(self, run_id: str | None) -> Any:
+        store = self.service.history
+        if store is None or run_id is None:
+            return None
+        try:
+            return await store.get_run(run_id)
+        except Exception:  # the download still works without the stored record
+            log.exception("could not read run %s back from history", run_id)
+            return None
 
     def plan(
         self,
@@ -233,96 +262,63 @@ class Handlers:
             board.reject(refusal.target, f"{refusal.reason} Nothing was sent.", refusal.error.code)
         return plan
 
-    async def _input(self, form: forms.Form, *, required: bool, trusted: bool) -> tuple[InputImage | None, str | None]:
-        """The checked input image, and a local file of it for the before/after slider."""
-        image = forms.load_image(form, required=required, uploads=upload_roots())
-        if image is None or image.is_local:
-            return image, form.image_path
-        return image, await self._preview_file(image.url or "", trusted=trusted)
+    # --- stop and resume -----------------------------------------------------------------------------
 
-    async def _preview_file(self, url: str, *, trusted: bool) -> str | None:
-        """A local copy of an input URL for the slider; None (the run goes on) when it cannot be read.
+    async def stop_text(self, request: gr.Request) -> None:
+        """Stop this visitor's Text to image run; returns once every unfinished job is recorded as stopped."""
+        await self.stop_run("text", request)
 
-        Only a trusted visitor's URL may be private: in sandbox mode, with PLAYGROUND_ALLOW_PRIVATE_URLS=1, or with a
-        provider stand-in on this machine.
-        """
-        settings, specs = self.service.settings, self.service.specs.values()
-        local_setup = settings.allow_private_urls or settings.sandbox or any(self.service.is_local(s) for s in specs)
-        allow_private = trusted and local_setup
-        client = self.service.client if allow_private else self.service.public_client
-        try:
-            fetched = await fetch_user_image(client, url, allow_private=allow_private)
-        except (PlaygroundError, httpx.HTTPError) as exc:  # fetch_user_image lets connection errors through
-            log.debug("no before image for the slider: %s", exc)
-            return None
-        assert fetched.content is not None and fetched.mime_type is not None
-        name = hashlib.sha256(fetched.content).hexdigest()[:20] + "." + EXTENSIONS[fetched.mime_type]
-        path = Path(self.service.settings.out_dir) / "inputs" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(fetched.content)
-        return str(path)
+    async def stop_edit(self, request: gr.Request) -> None:
+        """Stop this visitor's Edit run."""
+        await self.stop_run("edit", request)
 
-    # --- stop ----------------------------------------------------------------------------------------
+    async def stop_run(self, kind: PanelKind, request: gr.Request | None) -> bool:
+        """Stop this visitor's run on one tab (its own handler then shows it stopped); whether one was running."""
+        running = self.live.get(session_of(request), kind)
+        if running is None or not running.is_streaming:
+            return False
+        return await running.stop_and_wait()
 
-    def stop_text(self, request: gr.Request) -> list[Any]:
-        """Stop the Text to image run of this visitor: running panels show 'stopped' with their task id."""
-        return self._stop("text", request)
+    async def resume_text(self, request: gr.Request, blob: object) -> Frames:
+        """Wait again, in place, for the stopped or timed-out jobs of this visitor's Text to image run."""
+        async for frame in self.resume_live("text", request, blob):
+            yield frame
 
-    def stop_edit(self, request: gr.Request) -> list[Any]:
-        """Stop the Edit run of this visitor."""
-        return self._stop("edit", request)
+    async def resume_edit(self, request: gr.Request, blob: object) -> Frames:
+        """The same on the Edit tab."""
+        async for frame in self.resume_live("edit", request, blob):
+            yield frame
 
-    def _stop(self, kind: TabKind, request: gr.Request | None) -> list[Any]:
-        stopped = self.stop_run(kind, request)
-        return stopped if stopped is not None else Renderer(kind, self.keys, sandbox=self.options.sandbox).head()
-
-    def stop_run(self, kind: PanelKind, request: gr.Request | None) -> list[Any] | None:
-        """Stop this visitor's run on one tab: its frame, or None when it has no run there."""
-        found = self._runs.get((_session(request), kind))
-        if found is None:
-            return None
-        board, renderer = found
-        stopped = board.stop()
-        return renderer.frame(board, stopped, summary=run_summary(board.outcomes(), board.wall_s))
-
-    def remember(self, request: gr.Request | None, kind: PanelKind, board: Board, renderer: Renderer) -> None:
-        """Keep the board of this visitor's run on one tab, for its Stop button."""
-        self._runs[(_session(request), kind)] = (board, renderer)
-        self._runs.move_to_end((_session(request), kind))
-        while len(self._runs) > MAX_REMEMBERED_RUNS:
-            self._runs.popitem(last=False)
-
-    # --- keys ----------------------------------------------------------------------------------------
-
-    def save_keys(
-        self, request: gr.Request, blob: object, text_sel: list[str], edit_sel: list[str], *entered: str
-    ) -> tuple[Any, ...]:
-        """Store the typed keys in the visitor's browser; clear the boxes; list the newly usable providers."""
-        typed = dict(zip((spec.key_env for spec in self.specs.values()), entered, strict=True))
-        new_blob = forms.merge_keys(blob, typed, self.specs)
-        added = [name for name, spec in self.specs.items() if (typed.get(spec.key_env) or "").strip()]
-        keys = forms.visitor_keys(new_blob, self.specs)
-        choices = self._choices(keys, [*text_sel, *added], [*edit_sel, *added], request)
-        return (new_blob, self._keys_status(new_blob), *choices, *([""] * len(entered)))
-
-    def forget_keys(self, request: gr.Request, text_sel: list[str], edit_sel: list[str]) -> tuple[Any, ...]:
-        """Remove every key from the visitor's browser."""
-        blob = forms.empty_keys()
-        return (blob, self._keys_status(blob), *self._choices({}, text_sel, edit_sel, request))
-
-    def _keys_status(self, blob: object) -> str:
-        saved = forms.stored_keys(blob, self.specs)
-        labels = [spec.label for spec in self.specs.values() if spec.key_env in saved]
-        if not labels:
-            return "No keys saved in this browser."
-        return f"Keys saved in this browser for: {', '.join(labels)}. They are sent only with your own runs."
+    async def resume_live(self, kind: PanelKind, request: gr.Request | None, blob: object) -> Frames:
+        """Resume in the panels that show the run: by task id, nothing is submitted twice; a job's latency
+        still counts from its first submit (as History tells it)."""
+        before = self.live.get(session_of(request), kind)
+        if before is None or before.is_streaming or not before.board.resumable or before.board.run_id is None:
+            yield Renderer(kind, self.keys, sandbox=self.options.sandbox).head(message=NOT_STOPPED)
+            return
+        board, renderer = before.board, before.renderer
+        refs = live.resume_refs(board, await self._record(board.run_id))
+        running = self.live.start(session_of(request), kind, board, renderer)
+        board.reopen()
+        waiting = f"{INFO} Waiting again for {len(refs)} job{'s' * (len(refs) != 1)} by task id."
+        hidden = dict(summary="", bundle=bundle_update(None), resume=gr.update(visible=False))
+        yield renderer.frame(board, board.panels, message=waiting, **hidden)
+        keys = forms.visitor_keys(blob, self.specs)
+        resumed = self.service.resume(
+            refs, run_id=board.run_id, keys=keys, server_keys=self.spends_server_keys(request)
+        )
+        sent = {p.key: p.sent for p in board.panels.values() if p.sent is not None}
+        async for frame in self.frames(renderer, board, with_sent(resumed, sent), running):
+            yield frame
 
     # --- the edit chain ------------------------------------------------------------------------------
 
-    def use_as_input(self, pair: tuple[str | None, str | None] | None) -> tuple[Any, Any]:
-        """Put a panel's result (the 'after' of its slider) into the Edit input, and clear the URL box."""
+    def use_as_input(self, pair: tuple[str | None, str | None] | None) -> tuple[Any, Any, Any]:
+        """Put a panel's result (the 'after' of its slider) into the Edit input, clear the URL box, and say so."""
         after = pair[1] if pair else None
-        return (after, "") if after else (gr.skip(), gr.skip())
+        if not after:
+            return gr.skip(), gr.skip(), gr.skip()
+        return after, "", f"{INFO} The result {Path(after).name} is now the input: describe the next edit."
 
 
 def _tabs(text_sel: Sequence[str], edit_sel: Sequence[str]) -> list[tuple[TabKind, Sequence[str]]]:
@@ -334,8 +330,9 @@ def upload_roots() -> tuple[Path, ...]:
     return (Path(gradio_utils.get_upload_folder()), Path(__file__).parent / "assets")
 
 
-def _session(request: gr.Request | None) -> str:
+def session_of(request: gr.Request | None) -> str:
+    """The visitor's page session (its live runs are kept by it)."""
     return getattr(request, "session_hash", None) or "anonymous"
 
 
-__all__ = ["Handlers", "UiOptions"]
+__all__ = ["Frames", "Handlers", "UiOptions", "session_of"]

@@ -13,29 +13,29 @@ import gradio as gr
 
 from playground.errors import PlaygroundError
 from playground.history import History, RunRecord
-from playground.models import Events
-from playground.ui import forms
+from playground.ui import forms, live
 from playground.ui.board import Board, PanelKey
 from playground.ui.format import BLOCKED, INFO, run_summary
-from playground.ui.handlers import Frames, Handlers
+from playground.ui.handlers import Frames, Handlers, session_of
+from playground.ui.history_list import runs_html, thumbnails
 from playground.ui.history_view import (
     LIST_LIMIT,
-    RUN_HEADERS,
     board_of,
     list_filters,
     list_note,
     new_owner,
     run_header,
-    run_row,
     run_wall_s,
     timeline,
     valid_owner,
     with_sent,
 )
-from playground.ui.panels import Renderer
+from playground.ui.live import LiveRun
+from playground.ui.panels import Renderer, bundle_update
 
-HISTORY_HEAD = ("run_id", "run", "message", "summary", "rerun", "resume")
+HISTORY_HEAD = ("run_id", "run", "message", "summary", "grid", "bundle", "rerun", "resume")
 STOPPED = f"{INFO} Stopped. Jobs already submitted may still finish: **Resume waiting** waits for them again."
+NOTHING_TO_RESUME = f"{INFO} No job of this run is waiting for a result: nothing to resume."
 NOT_FOUND = f"{BLOCKED} No such run in your history: select a row in the list, or paste a run id from it."
 
 
@@ -73,22 +73,22 @@ class HistoryHandlers:
 
     # --- the list ------------------------------------------------------------------------------------
 
-    async def list_runs(self, query: str, provider: str, model: str, outcome: str, owner: object) -> tuple[Any, str]:
-        """The runs matching the filters, newest first (on a shared page, this browser's only)."""
+    async def list_runs(self, query: str, provider: str, model: str, outcome: str, owner: object) -> tuple[str, str]:
+        """The runs matching the filters, newest first (on a shared page, this browser's only), as rows to click."""
         filters = list_filters(query, provider, model, outcome)
         store, mine = self.store, valid_owner(owner)
         if store is None or (self.options.shared and mine is None):
             runs = []
         else:
             runs = await store.list_runs(**filters, owner=mine if self.options.shared else None, limit=LIST_LIMIT)
-        rows = [run_row(run, self.handlers.specs) for run in runs]
-        note = list_note(len(rows), filtered=any(filters.values()))
-        return {"headers": RUN_HEADERS, "data": rows}, note
+        thumbs = await thumbnails(runs, self.service.settings.out_dir)
+        note = list_note(len(runs), filtered=any(filters.values()))
+        return runs_html(runs, self.handlers.specs, thumbs), note
 
-    def pick(self, selected: gr.SelectData) -> Any:
-        """The run id of the row a visitor clicked (the last column)."""
-        row = selected.row_value
-        return row[-1] if isinstance(row, list) and row else gr.skip()
+    def pick(self, selected: gr.EventData) -> Any:
+        """The run id of the row a visitor clicked."""
+        run_id = getattr(selected, "run_id", None)
+        return run_id if isinstance(run_id, str) and run_id else gr.skip()
 
     # --- one run -------------------------------------------------------------------------------------
 
@@ -97,18 +97,20 @@ class HistoryHandlers:
         record = await self._find(run_id, owner)
         if record is None:
             return self._renderer({}).head(message=NOT_FOUND, rerun=_shown(False), resume=_shown(False))
-        return self._opened(record)
+        return await self._opened(record)
 
-    def _opened(self, record: RunRecord, **head: Any) -> list[Any]:
+    async def _opened(self, record: RunRecord, **head: Any) -> list[Any]:
         timelines = {(j.provider, j.model): timeline(j, record.created_at) for j in record.jobs}
         renderer = self._renderer(timelines)
         board = board_of(record, self.handlers.specs, self.handlers.keys, self.handlers.clock)
-        summary = run_summary(board.outcomes(), run_wall_s(record))
+        await live.derive(board, board.panels)
+        done = sum(1 for p in board.panels.values() if p.result is not None)
         values = dict(
             run_id=record.run_id,
             run=run_header(record),
             message="",
-            summary=summary,
+            summary=run_summary(board.outcomes(), run_wall_s(record)),
+            bundle=bundle_update(await live.bundle(board, record), done),
             rerun=_shown(record.request is not None),
             resume=_shown(any(job.is_resumable for job in record.jobs)),
         )
@@ -147,19 +149,20 @@ class HistoryHandlers:
             yield renderer.head(message=f"{BLOCKED} {exc}")
             return
         chosen = [key for key in self.handlers.keys if key in record.targets]
-        board = Board.start(chosen, self.handlers.specs, input_path=_kept(record), clock=self.handlers.clock)
-        self.handlers.remember(request, "history", board, renderer)
+        edit = record.kind == "edit"
+        board = Board.start(chosen, self.handlers.specs, input_path=_kept(record), clock=self.handlers.clock, edit=edit)
+        running = self.handlers.live.start(session_of(request), "history", board, renderer)
         keys = forms.visitor_keys(blob, self.handlers.specs)
         plan = self.handlers.plan(board, job_request, chosen, keys, vary_seed=False, visitor=request)
         note = f"{INFO} Re-run of `{record.run_id}`: the same request on the same providers and models."
-        yield renderer.frame(board, chosen, hide_others=True, run=note, message="", summary="", resume=_shown(False))
-        seen = _RunId()
+        start = dict(run=note, message="", summary="", resume=_shown(False), bundle=bundle_update(None))
+        yield renderer.frame(board, chosen, hide_others=True, **start)
         events = self.service.run(plan, owner=valid_owner(owner))
-        async for frame in self.handlers.frames(renderer, board, seen.watch(events)):
+        async for frame in self.handlers.frames(renderer, board, events, running):
             yield frame
-        new = await self._find(seen.run_id or "", owner)
+        new = await self._find(board.run_id or "", owner)
         if new is not None:
-            yield self._opened(new, message=note)
+            yield await self._opened(new, message=self._ended(running, note))
 
     async def resume(self, run_id: str, blob: object, owner: object, request: gr.Request) -> Frames:
         """Wait again for the run's unfinished or timed-out jobs by task id (nothing is submitted); stream them."""
@@ -170,45 +173,33 @@ class HistoryHandlers:
         resumable = [job for job in record.jobs if job.is_resumable and (job.provider, job.model) in self.handlers.keys]
         refs = [ref for job in resumable if (ref := job.ref()) is not None]
         if not refs:
-            yield self._opened(record, message=f"{INFO} No job of this run is waiting for a result: nothing to resume.")
+            yield await self._opened(
+                record, message=f"{INFO} No job of this run is waiting for a result: nothing to resume."
+            )
             return
         renderer = self._renderer({})
         board = board_of(record, self.handlers.specs, self.handlers.keys, self.handlers.clock)
-        self.handlers.remember(request, "history", board, renderer)
+        running = self.handlers.live.start(session_of(request), "history", board, renderer)
         waiting = f"{INFO} Waiting again for {len(refs)} job{'s' if len(refs) != 1 else ''} by task id."
-        yield renderer.frame(board, board.panels, hide_others=True, message=waiting, resume=_shown(False))
+        start = dict(message=waiting, summary="", resume=_shown(False), bundle=bundle_update(None))
+        yield renderer.frame(board, board.panels, hide_others=True, **start)
         keys = forms.visitor_keys(blob, self.handlers.specs)
         sent = {(job.provider, job.model): job.sent for job in resumable if job.sent is not None}
         resumed = self.service.resume(
             refs, run_id=record.run_id, keys=keys, server_keys=self.handlers.spends_server_keys(request)
         )
-        events = with_sent(resumed, sent)
-        async for frame in self.handlers.frames(renderer, board, events):
+        async for frame in self.handlers.frames(renderer, board, with_sent(resumed, sent), running):
             yield frame
         done = await self._find(record.run_id, owner)
         if done is not None:
-            yield self._opened(done)
+            yield await self._opened(done, message=self._ended(running, ""))
 
-    def stop(self, request: gr.Request) -> list[Any]:
-        """Stop this visitor's re-run or resume: running panels show 'stopped', and Resume waiting comes back."""
-        stopped = self.handlers.stop_run("history", request)
-        if stopped is None:
-            return self._renderer({}).head()
-        stopped[HISTORY_HEAD.index("resume")] = _shown(True)
-        stopped[HISTORY_HEAD.index("message")] = STOPPED
-        return stopped
+    async def stop(self, request: gr.Request) -> None:
+        """Stop this visitor's re-run or resume; its own handler then shows it stopped, with Resume waiting."""
+        await self.handlers.stop_run("history", request)
 
-
-class _RunId:
-    """Notes the run id of the events passing through (a re-run's new id)."""
-
-    def __init__(self) -> None:
-        self.run_id: str | None = None
-
-    async def watch(self, events: Events) -> Events:
-        async for event in events:
-            self.run_id = self.run_id or event.run_id
-            yield event
+    def _ended(self, running: LiveRun, otherwise: str) -> str:
+        return STOPPED if running.stop.is_set() else otherwise
 
 
 def _shown(visible: bool) -> Any:

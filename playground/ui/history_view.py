@@ -15,17 +15,17 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from playground.history import OUTCOMES, JobRecord, RunRecord, RunSummary
+from playground import jobstate
+from playground.history import OUTCOMES, JobRecord, RunRecord
 from playground.images import RESULT_FORMATS
 from playground.models import MODELS, Events, JobResult, WireRequest
 from playground.providers import ProviderSpec
-from playground.ui.board import Board, PanelKey, PanelView
-from playground.ui.format import INFO, STATE_ICONS, WARNING, cost_text, job_name, model_short
+from playground.ui.board import Board, PanelKey, PanelView, unconfirmed_source
+from playground.ui.format import INFO, STATE_ICONS, WARNING, cost_text, counts_text, model_short
 
-RUN_HEADERS = ["When", "Prompt", "Kind", "Outcome", "Jobs", "Cost", "Run"]
+KIND_WORDS = {"generate": "Text to image", "edit": "Edit", "resume": "Resumed task"}
 PROMPT_CHARS = 70  # the list shows this much of a prompt; opening the run shows all of it
 LIST_LIMIT = 100  # newest runs listed at once; search or filter to reach older ones
-OUTCOME_ICONS = {"succeeded": "✔", "failed": "✘", "mixed": "◐", "running": "●"}
 OWNER_BYTES = 18  # 144 random bits: nobody guesses another browser's id
 _OWNER_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _NOT_RECORDED = WireRequest(method="GET", url="(not recorded)")
@@ -67,29 +67,12 @@ def short_prompt(prompt: str, limit: int = PROMPT_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
-def jobs_text(job_states: Iterable[tuple[str, str, str]], specs: Mapping[str, ProviderSpec]) -> str:
-    """'✔ KIE AI pro, ✘ BFL max': every job of a run with its state."""
-    parts = []
-    for provider, model, state in job_states:
-        label = specs[provider].label if provider in specs else provider
-        parts.append(f"{STATE_ICONS.get(state, '?')} {job_name(label, model)}")
-    return ", ".join(parts)
-
-
-def run_row(run: RunSummary, specs: Mapping[str, ProviderSpec]) -> list[str]:
-    """One line of the list, in RUN_HEADERS order."""
-    cost = cost_text(run.cost_usd, None) if run.cost_usd is not None else "–"
-    outcome = f"{OUTCOME_ICONS.get(run.outcome, '')} {run.outcome}".strip()
-    jobs = jobs_text(run.job_states, specs)
-    return [local_time(run.created_at), short_prompt(run.prompt), run.kind, outcome, jobs, cost, run.run_id]
-
-
 def list_note(count: int, *, filtered: bool, limit: int = LIST_LIMIT) -> str:
     """What the list shows, in a few words."""
     if count == 0:
         return "No run matches these filters." if filtered else "No runs yet: generate or edit, and they appear here."
     more = f" (the newest {limit}; search or filter to find older ones)" if count >= limit else ""
-    return f"{count} run{'s' if count != 1 else ''}{more}. Select a row to open it."
+    return f"{count} run{'s' if count != 1 else ''}{more}. Click a run to open it."
 
 
 # --- one run -----------------------------------------------------------------------------------------
@@ -97,9 +80,11 @@ def list_note(count: int, *, filtered: bool, limit: int = LIST_LIMIT) -> str:
 
 def run_header(record: RunRecord) -> str:
     """Markdown above the panels: which run, when, how it went, the full prompt and its settings."""
-    icon = OUTCOME_ICONS.get(record.outcome, "")
+    phases = [jobstate.phase(job.state, job.error_kind) for job in record.jobs]
+    outcome = f"{jobstate.run_phase(phases)} ({counts_text(phases)})" if phases else "no jobs"
     cost = f" · {cost_text(record.cost_usd, None)}" if record.cost_usd is not None else ""
-    head = f"**Run `{record.run_id}`** · {record.kind} · {local_time(record.created_at)} · {icon} {record.outcome}"
+    kind = KIND_WORDS.get(record.kind, record.kind)
+    head = f"**Run `{record.run_id}`** · {kind} · {local_time(record.created_at)} · {outcome}"
     lines = [head + cost]
     if record.prompt:
         lines.append("> " + " ".join(record.prompt.split()))
@@ -113,8 +98,9 @@ def run_header(record: RunRecord) -> str:
 def settings_text(request: Mapping[str, Any], targets: Iterable[tuple[str, str]]) -> str:
     """'Models pro, max · 16:9 · jpeg · seed 42 …': the stored request's settings on one line."""
     models = [model_short(m) for m in MODELS if any(model == m for _, model in targets)]
+    ratio = request.get("aspect_ratio") or ("match the input" if request.get("match_input_ratio") else None)
     named = [
-        ("aspect ratio", request.get("aspect_ratio")),
+        ("aspect ratio", ratio),
         ("seed", request.get("seed")),
         ("safety tolerance", request.get("safety_tolerance")),
         ("guidance", request.get("guidance")),
@@ -167,13 +153,22 @@ def panel_of(job: JobRecord, spec: ProviderSpec) -> PanelView:
         notes.append(
             f"{WARNING} The result file {job.result_path} is gone; the provider's URL was {url} (these expire)."
         )
-    if job.is_resumable:
-        notes.append(f"{INFO} **Resume waiting** (above) waits for task {job.task_id} again; nothing is resubmitted.")
     elapsed = job.latency_s if job.latency_s is not None else _last_elapsed(job)
     view = PanelView(job.provider, job.model, spec.label, spec.key_env, state=job.state, elapsed_s=elapsed)
     view.task_id, view.error, view.kind, view.notes = job.task_id, job.error, job.error_kind, tuple(notes)
-    view.sent, view.result = job.sent, result
+    view.sent, view.result, view.resumed = job.sent, result, was_resumed(job)
+    view.unconfirmed_source = unconfirmed_source(spec, job.model)
     return view
+
+
+def was_resumed(job: JobRecord) -> bool:
+    """Whether the job ran again after it had stopped or timed out (it was resumed by task id)."""
+    paused = False
+    for change in job.changes:
+        if change.state == "running" and paused:
+            return True
+        paused = change.state == "stopped" or change.state == "failed"
+    return False
 
 
 def _last_elapsed(job: JobRecord) -> float:
@@ -190,7 +185,9 @@ def board_of(
         (j.provider, j.model): panel_of(j, specs[j.provider]) for j in record.jobs if (j.provider, j.model) in shown
     }
     before = str(record.input_path) if record.input_path and record.input_path.is_file() else None
-    return Board(panels, before, clock, clock())
+    board = Board(panels, before, clock, clock(), edit=record.kind == "edit" or before is not None)
+    board.run_id, board.started_wall = record.run_id, record.created_at
+    return board
 
 
 def timeline(job: JobRecord, started: datetime) -> str:

@@ -7,7 +7,6 @@ import logging
 import os
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -25,7 +24,8 @@ from playground.settings import Settings
 from playground.ui.api import ApiEndpoints, add_endpoints
 from playground.ui.gradio_fixes import apply_gradio_fixes
 from playground.ui.handlers import Handlers, UiOptions
-from playground.ui.layout import ASSETS, CSS, build_ui
+from playground.ui.layout import build_ui, page_css, page_head
+from playground.ui.page import ASSETS
 from playground.ui.secret import SECRET_FILE, browser_secret
 from playground.ui.visitors import listens_beyond_loopback
 
@@ -107,7 +107,8 @@ def launch(page: Page, *, share: bool = False, **overrides: Any) -> tuple[FastAP
         auth=page.auth,
         prevent_thread_lock=True,
         theme=gr.themes.Soft(),
-        css=CSS,
+        css=page_css(),
+        head=page_head(),
         ssr_mode=False,
         run_history=False,  # it would keep every run's inputs, keys included, in the browser
         footer_links=["api", "gradio", "settings"],
@@ -131,12 +132,12 @@ def share_failed_note(local_url: str) -> str:
 
 
 def allowed_paths(settings: Settings) -> list[str]:
-    """The shipped example image, and the results and kept inputs when they lie outside the working directory.
+    """The shipped example image, the results (the grid and History show them by URL) and the kept inputs.
 
     Only the inputs folder of the data dir: the history file and the browser secret beside it are never served.
     """
     kept = [settings.out_dir.resolve(), (settings.data_dir / INPUTS_DIR).resolve()]
-    return [str(ASSETS)] + [str(path) for path in kept if not path.is_relative_to(Path.cwd())]
+    return [str(ASSETS)] + [str(path) for path in kept]
 
 
 def blocked_paths(settings: Settings) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import threading
@@ -49,7 +50,9 @@ def test_a_run_streams_queued_and_running_before_done_and_ends_with_original_ima
         assert shown[-1].startswith("✔ done in"), shown
     image = last(outputs, updates, "image kie flux-kontext-pro")
     served = httpx.get(image["url"]).content
-    kept = next(ui_app.out_dir.glob("*/kie-flux-kontext-pro.jpg")).read_bytes()
+    (newest,) = asyncio.run(ui_app.service.history.list_runs(limit=1))
+    record = asyncio.run(ui_app.service.history.get_run(newest.run_id))
+    kept = Path(next(job.result_path for job in record.jobs if job.provider == "kie")).read_bytes()
     assert hashlib.sha256(served).digest() == hashlib.sha256(kept).digest(), "the browser must get the provider's bytes"
     assert "Total cost" in last(outputs, updates, "summary")
 
@@ -70,7 +73,7 @@ def test_a_fault_on_one_provider_shows_its_reason_while_the_others_finish(ui_app
     assert "try again" in last(outputs, updates, "info kie flux-kontext-pro")
     assert statuses(outputs, updates, "fluxapi")[-1].startswith("✔ done")
     assert statuses(outputs, updates, "runapi")[-1].startswith("✔ done")
-    assert "Failures**: 1" in last(outputs, updates, "summary")
+    assert ": 2 done · 1 failed" in last(outputs, updates, "summary")
 
 
 def test_a_failed_job_names_the_providers_reason(ui_app):

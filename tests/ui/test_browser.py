@@ -68,12 +68,19 @@ def run_and_wait(page: Page, tab: str, panels: list[str]) -> None:
     expect(page.locator(f"#{tab}-summary")).to_contain_text("Total cost", timeout=WAIT_MS)
 
 
+def show_panels(page: Page, tab: str) -> None:
+    """Switch the tab's results from the grid to the detailed panels."""
+    page.locator(f"#{tab}-grid [data-view=panels]").click()
+    expect(page.locator(f"#{tab}-panels")).to_be_visible()
+
+
 def test_generate_then_edit_with_before_after_then_chain_a_second_edit(web_page: Page, ui_app: RunningApp):
     open_page(web_page, ui_app)
     web_page.locator("#text-prompt textarea").fill("a red fox in a snowy birch forest")
     choose(web_page, "text", ["KIE AI", "RunAPI.ai", "Black Forest Labs"])
     shown = ["kie-pro", "runapi-pro", "bfl-pro"]
     run_and_wait(web_page, "text", shown)
+    show_panels(web_page, "text")
     for panel in shown:
         loaded(web_page.locator(f"#text-{panel}-image img"))
         expect(web_page.locator(f"#text-{panel}-image img")).to_have_attribute("src", re.compile(r"\.jpg$"))
@@ -87,6 +94,7 @@ def test_generate_then_edit_with_before_after_then_chain_a_second_edit(web_page:
     choose(web_page, "edit", ["KIE AI", "RunAPI.ai", "Runflow"])
     edited = ["kie-pro", "runapi-pro", "runflow-pro"]
     run_and_wait(web_page, "edit", edited)
+    show_panels(web_page, "edit")
     for panel in edited:
         before_after = web_page.locator(f"#edit-{panel}-slider img")
         expect(before_after).to_have_count(2, timeout=WAIT_MS)
@@ -96,6 +104,7 @@ def test_generate_then_edit_with_before_after_then_chain_a_second_edit(web_page:
 
     web_page.locator("#edit-runapi-pro-use").click()
     expect(web_page.locator("#edit-image img")).to_have_attribute("src", re.compile(r"runapi-flux-kontext-pro"))
+    expect(web_page.locator("#edit-image-note")).to_contain_text("is now the input")
     web_page.locator("#edit-prompt textarea").fill("add a red hot air balloon")
     web_page.locator("#edit-generate").click()
     expect(web_page.locator("#edit-summary")).not_to_contain_text("Total cost", timeout=WAIT_MS)
@@ -114,6 +123,7 @@ def test_generate_then_edit_with_before_after_then_chain_a_second_edit(web_page:
     expect(cell("add a red hot air balloon")).to_be_visible(timeout=WAIT_MS)  # the newest run
     cell("a red fox in a snowy birch forest").click()
     expect(web_page.locator("#history-run")).to_contain_text("a red fox in a snowy birch forest", timeout=WAIT_MS)
+    show_panels(web_page, "history")
     for panel in shown:
         expect(web_page.locator(f"#history-{panel}-status")).to_contain_text("done in")
         loaded(web_page.locator(f"#history-{panel}-image img"))
@@ -129,7 +139,9 @@ def test_stop_leaves_the_running_panel_stopped_with_its_task_id(web_page: Page, 
     expect(web_page.locator("#text-kie-pro-status")).to_contain_text("running", timeout=WAIT_MS)
     web_page.locator("#text-stop").click()
     expect(web_page.locator("#text-kie-pro-status")).to_contain_text(re.compile(r"stopped after .* \(task \w+"))
-    expect(web_page.locator("#text-kie-pro-info")).to_contain_text("python -m playground resume --provider kie")
+    expect(web_page.locator("#text-kie-pro-info")).to_contain_text("Resume waits for it again")
+    expect(web_page.locator("#text-resume")).to_be_visible()
+    expect(web_page.locator("#text-grid .kx-tile[data-phase=stopped] [data-action=resume]")).to_have_count(1)
 
 
 def open_keys(web_page: Page, app: RunningApp) -> None:
@@ -139,10 +151,20 @@ def open_keys(web_page: Page, app: RunningApp) -> None:
 
 def test_keys_are_kept_in_this_browser_and_can_be_forgotten(web_page: Page, ui_app: RunningApp):
     open_keys(web_page, ui_app)
+    expect(web_page.locator("#keys a[href='https://replicate.com/account/api-tokens']")).to_have_count(1)
+    web_page.locator("#key-replicate input").fill("r8_short")
+    web_page.locator("#key-kie input").fill("k")
+    web_page.get_by_role("button", name="Save keys in this browser").click()
+    expect(web_page.locator("#keys-status")).to_contain_text("does not look like a Replicate key: Replicate tokens")
+    expect(web_page.locator("#keys-status")).to_contain_text("That KIE AI key is 1 character long")
+    expect(web_page.locator("#key-replicate-mark")).to_contain_text("not saved")
+    web_page.locator("#key-replicate input").fill("")
     web_page.locator("#key-kie input").fill("browser-key-91c2")
     web_page.get_by_role("button", name="Save keys in this browser").click()
     expect(web_page.locator("#keys-status")).to_contain_text("Keys saved in this browser for: KIE AI")
     expect(web_page.locator("#key-kie input")).to_have_value("")
+    expect(web_page.locator("#key-kie-mark")).to_contain_text("saved")
+    expect(web_page.locator("#key-bfl-mark")).to_contain_text("not saved")
     open_keys(web_page, ui_app)  # a reload: the key comes back from the browser's storage, not from the server
     expect(web_page.locator("#keys-status")).to_contain_text("Keys saved in this browser for: KIE AI", timeout=WAIT_MS)
     assert "browser-key-91c2" not in web_page.content()

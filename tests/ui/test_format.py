@@ -41,6 +41,9 @@ WIRE = WireRequest(
         ("failed", 3.0, {}, "✘ failed: no reason given"),
         ("stopped", 4.0, {"task_id": "t-123"}, "■ stopped after 4.0 s (task t-123)"),
         ("stopped", 0.2, {}, "■ stopped after 0.2 s (before it was submitted)"),
+        ("failed", 300.0, {"error": "KIE AI did not finish task t in 300 s", "kind": "deadline"}, "✘ timed out: KIE"),
+        ("succeeded", 86.1, {"resumed": True}, "✔ done in 86.1 s (resumed)"),
+        ("running", 80.0, {"resumed": True}, "● running 80.0 s (resumed)"),
     ],
 )
 def test_status_lines_say_what_is_happening(state, elapsed, extra, expected):
@@ -119,43 +122,61 @@ def result(**kw) -> JobResult:
 
 
 def test_result_facts_and_download_label_name_latency_cost_size_and_format():
-    facts = result_facts(result(cost_usd=0.04, cost_source="src"))
-    assert facts == "**Latency** 27.1 s · **Cost** $0.04 (src) · 1024×768 JPEG, 121 KB"
+    facts = result_facts(result(cost_usd=0.04, cost_source="https://docs.bfl.ai/pricing"))
+    assert facts == (
+        "**Latency** 27.1 s · **Cost** $0.04 (price from [docs.bfl.ai](https://docs.bfl.ai/pricing)) · "
+        "1024×768 JPEG, 121 KB"
+    )
     assert "**Cost** unknown (no published price; set one in PLAYGROUND_PRICES)" in result_facts(result())
+    unconfirmed = result_facts(result(cost_usd=0.08, cost_source="https://fal.ai/pricing"), confirmed=False)
+    assert "$0.08 (not confirmed: price from [fal.ai](https://fal.ai/pricing))" in unconfirmed
+    assert "$0.05 (set by you in PLAYGROUND_PRICES)" in result_facts(
+        result(cost_usd=0.05, cost_source="set by you in PLAYGROUND_PRICES")
+    )
     assert download_label(result()) == "Download .jpg (121 KB)"
 
 
-def test_summary_names_fastest_cheapest_failures_and_the_unknown_prices():
+def test_the_summary_counts_each_state_once_and_never_repeats_a_panels_error():
     outcomes = [
         Outcome("KIE AI", "flux-kontext-pro", "succeeded", latency_s=4.2, cost_usd=None),
         Outcome("APIXO", "flux-kontext-pro", "succeeded", latency_s=6.0, cost_usd=0.03),
         Outcome("Black Forest Labs", "flux-kontext-max", "succeeded", latency_s=5.0, cost_usd=0.08),
         Outcome("RunAPI.ai", "flux-kontext-pro", "failed", error="RunAPI.ai is unavailable (HTTP 500)."),
+        Outcome("fal.ai", "flux-kontext-pro", "stopped"),
+        Outcome("Replicate", "flux-kontext-pro", "failed", error="did not finish", kind="deadline"),
     ]
     summary = run_summary(outcomes, wall_s=6.3)
-    assert "**Run**: 3 of 4 jobs done in 6.3 s" in summary
+    assert summary.startswith("**6 jobs in 6.3 s**: 3 done · 1 stopped · 1 timed out · 1 failed · ")
     assert "**Fastest**: KIE AI pro, 4.2 s, at least 0.8 s ahead of Black Forest Labs max" in summary
     assert "**Cheapest**: APIXO pro, $0.03" in summary
-    assert "**Total cost**: $0.11 + unknown (KIE AI pro: no published price)" in summary
-    assert "**Failures**: 1" in summary and "RunAPI.ai pro: failed (RunAPI.ai is unavailable (HTTP 500).)" in summary
+    assert "**Total cost**: $0.11 + 1 with no published price" in summary
+    assert "HTTP 500" not in summary and "did not finish" not in summary, "each error stays in its panel"
+
+
+def test_a_stopped_job_is_not_counted_as_a_failure_and_a_running_run_has_no_wall_time_yet():
+    stopped = run_summary([Outcome("KIE AI", "flux-kontext-pro", "stopped")], wall_s=2.0)
+    assert stopped == "**1 job in 2.0 s**: 1 stopped" and "fail" not in stopped
+    running = run_summary([Outcome("KIE AI", "flux-kontext-pro", "running")], wall_s=2.0)
+    assert running == "**1 job**: 1 running"
 
 
 def test_summary_of_a_run_where_nothing_has_a_price():
     summary = run_summary([Outcome("KIE AI", "flux-kontext-pro", "succeeded", latency_s=1.0)])
-    assert "**Total cost**: $0.00 + unknown (KIE AI pro" in summary and "Cheapest" not in summary
+    assert "**Total cost**: $0.00 + 1 with no published price" in summary and "Cheapest" not in summary
 
 
 def test_estimate_counts_jobs_and_names_unknown_prices():
     estimate = estimate_text([("APIXO pro", 0.03), ("KIE AI pro", None)])
-    assert estimate == "**2 jobs**, about $0.03 (+ unknown: KIE AI pro)"
+    assert estimate == "**2 jobs**, about $0.03 (+ 1 with no published price: KIE AI pro)"
     assert estimate_text([]) == ""
 
 
-def test_provider_labels_say_what_each_supports():
+def test_provider_labels_say_what_each_supports_on_the_tab_they_are_on():
     edit_only = Capabilities(text_to_image=False, seed=True, guidance=True, upload=True)
     assert provider_choice_label(spec_with("Runflow", edit_only)) == "Runflow (edit only, seed, guidance)"
     assert provider_choice_label(spec_with("X", Capabilities())) == "X (image URLs only)"
-    assert provider_choice_label(spec_with("X", Capabilities()), can_host=True) == "X (files hosted by the app)"
+    assert provider_choice_label(spec_with("X", Capabilities()), can_host=True) == "X", "hosting is not jargon"
+    assert provider_choice_label(spec_with("X", Capabilities()), mode="text") == "X", "files do not matter here"
     assert provider_choice_label(spec_with("Y", Capabilities(upload=True))) == "Y"
 
 
@@ -176,3 +197,8 @@ def spec_with(label: str, caps: Capabilities) -> ProviderSpec:
 )
 def test_failures_say_what_to_do(kind, fragment):
     assert fragment in failure_help(kind, "KIE_API_KEY", sandbox=False)
+
+
+def test_moderation_advice_fits_the_mode_and_is_one_sentence():
+    assert failure_help("moderated", "K", sandbox=True, mode="text") == "Rephrase the prompt."
+    assert failure_help("moderated", "K", sandbox=True, mode="edit") == "Rephrase the edit, or try another input image."

@@ -63,7 +63,7 @@ def test_an_upload_is_flagged_for_url_only_providers_unless_the_app_can_host_it(
 
 def test_the_preview_ends_with_the_cost_of_the_run():
     assert preview(form(models=[PRO, "flux-kontext-max"])).endswith(
-        "**4 jobs**, about $0.12 (+ unknown: KIE AI pro, KIE AI max)"
+        "**4 jobs**, about $0.12 (+ 2 with no published price: KIE AI pro, KIE AI max)"
     )
 
 
@@ -140,9 +140,11 @@ def test_stop_marks_what_still_runs_as_stopped_with_its_task_id():
     assert board.stop() == [("kie", PRO)]
     kie = board.panels[("kie", PRO)]
     assert kie.state == "stopped" and kie.task_id == "task-1" and kie.elapsed_s == pytest.approx(3.0)
-    assert "--task-id task-1" in kie.info(sandbox=True)
+    assert "Task `task-1` may still finish: **Resume**" in kie.info(sandbox=True) and kie.is_resumable
     assert board.panels[("bfl", PRO)].state == "succeeded"
-    assert board.apply(event("kie", "succeeded", 4.0)) is None, "a stopped panel stays stopped"
+    assert board.apply(event("bfl", "running", 4.0)) is None, "a finished panel stays finished"
+    assert board.apply(event("kie", "running", 5.0, task_id="task-1", resumed=True)) == ("kie", PRO)
+    assert kie.state == "running" and kie.resumed, "a stopped panel runs again when its job is resumed"
 
 
 async def scripted(events: list[tuple[float, JobEvent]], error: Exception | None = None) -> AsyncIterator[JobEvent]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import uuid
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -51,15 +53,28 @@ def stream(app: RunningApp, args: list[Any], api_name: str = "/generate") -> tup
     return outputs_of(app, api_name), updates
 
 
-def listed(app: RunningApp, query: str, *, owner: str = OWNER, **filters: str) -> list[list[str]]:
-    """The rows the History list shows for a search (and filters), newest first."""
+def listed(app: RunningApp, query: str, *, owner: str = OWNER, **filters: str) -> list[dict[str, str]]:
+    """The rows the History list shows for a search (and filters), newest first: id, prompt, meta, outcome."""
     args = [query, filters.get("provider", ""), filters.get("model", ""), filters.get("outcome", ""), owner]
-    table, _note = cached_client(app).predict(*args, api_name="/history")
-    return [list(row) for row in table["data"]]
+    html, _note = cached_client(app).predict(*args, api_name="/history")
+    rows = []
+    for row in html.split('<button type="button" class="kx-run"')[1:]:
+        found = {key: re.search(pattern, row) for key, pattern in ROW_PARTS.items()}
+        rows.append({key: unescape(match.group(1)) for key, match in found.items() if match is not None})
+    return rows
 
 
-def ids(rows: list[list[str]]) -> list[str]:
-    return [row[-1] for row in rows]
+ROW_PARTS = {
+    "run_id": r'data-run="([^"]+)"',
+    "prompt": r'kx-run-prompt">(.*?)</span>',
+    "meta": r'kx-run-meta">(.*?)</span>',
+    "outcome": r'kx-run-outcome">(.*?)</span>',
+    "thumbs": r'kx-thumbs">(.*?)</span><span class="kx-run-text',
+}
+
+
+def ids(rows: list[dict[str, str]]) -> list[str]:
+    return [row["run_id"] for row in rows]
 
 
 def opened(app: RunningApp, run_id: str, *, owner: str = OWNER) -> tuple[Outputs, tuple[Any, ...]]:
@@ -85,9 +100,13 @@ def test_runs_are_listed_newest_first_and_search_and_each_filter_narrow_the_list
     stream(ui_app, form(f"an {word} owl sandbox:fail", ["runapi"], models=(MAX,)))
     owl, fox = ids(listed(ui_app, word))
     rows = listed(ui_app, word)
-    assert [row[1] for row in rows] == [f"an {word} owl sandbox:fail", f"a {word} fox"], "newest first"
-    assert rows[1][2:4] == ["generate", "✔ succeeded"] and rows[0][3] == "✘ failed"
-    assert rows[1][4] == "✔ Black Forest Labs pro, ✔ KIE AI pro" and rows[1][5] == "$0.04", rows[1]
+    assert [row["prompt"] for row in rows] == [f"an {word} owl sandbox:fail", f"a {word} fox"], "newest first"
+    assert rows[1]["meta"].startswith("Text to image · ") and rows[1]["meta"].endswith(
+        "Black Forest Labs, KIE AI · pro"
+    )
+    assert rows[1]["outcome"] == "<strong>all done</strong><br>2 done · $0.04", rows[1]
+    assert rows[0]["outcome"] == "<strong>failed</strong><br>1 failed"
+    assert rows[1]["thumbs"].count("<img ") == 2 and rows[0]["thumbs"].count("<img ") == 0, "its results, small"
     assert ids(listed(ui_app, f"{word.upper()} FOX")) == [fox], "search ignores case"
     assert ids(listed(ui_app, word, provider="kie")) == [fox]
     assert ids(listed(ui_app, word, model=MAX)) == [owl]
@@ -103,9 +122,7 @@ def test_opening_a_run_shows_its_panels_with_the_original_files_served_by_the_ap
     outputs, values = opened(ui_app, run_id)
     record = asyncio.run(ui_app.service.history.get_run(run_id))
     assert outputs.get(values, "Run id") == run_id and f"> a {word} fox" in outputs.get(values, "history run")
-    assert "seed 42" in outputs.get(values, "history run") and "2 of 2 jobs done" in outputs.get(
-        values, "history summary"
-    )
+    assert "seed 42" in outputs.get(values, "history run") and ": 2 done" in outputs.get(values, "history summary")
     for job in record.jobs:
         panel = f"{job.provider} {job.model}"
         assert outputs.get(values, f"status {panel}").startswith("✔ done in")
@@ -164,7 +181,9 @@ def test_a_job_stopped_at_the_deadline_is_resumed_from_history_without_a_second_
     (run_id,) = ids(listed(ui_app, word, outcome="failed"))
     assert buttons(ui_app, run_id) == {"rerun": True, "resume": True}
     history, values = opened(ui_app, run_id)
-    assert "Resume waiting" in history.get(values, f"info kie {PRO}")
+    assert "**Resume** waits for it again" in history.get(values, f"info kie {PRO}")
+    grid = history.get(values, "history grid")
+    assert re.search(r'data-phase="timed out".*data-action="resume"', grid), "the timed-out tile has its Resume button"
 
     outputs, updates = stream(ui_app, [run_id, KEYS, OWNER], "/history_resume")
     assert statuses(outputs, updates, "kie")[-1].startswith("✔ done"), statuses(outputs, updates, "kie")
@@ -183,7 +202,7 @@ def test_on_a_shared_page_each_browser_lists_and_opens_only_its_own_runs(ui_app)
     options = ui_app.page.handlers.options
     options.shared = True
     try:
-        assert [row[1] for row in listed(ui_app, word, owner=mine)] == [f"my {word}"]
+        assert [row["prompt"] for row in listed(ui_app, word, owner=mine)] == [f"my {word}"]
         (their_run,) = ids(listed(ui_app, word, owner=theirs))
         assert listed(ui_app, word, owner="") == [], "no owner id: nothing is listed"
         outputs, values = opened(ui_app, their_run, owner=mine)

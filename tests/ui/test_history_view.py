@@ -19,7 +19,6 @@ from playground.ui.history_view import (
     list_note,
     new_owner,
     panel_of,
-    run_row,
     settings_text,
     short_prompt,
     timeline,
@@ -66,17 +65,20 @@ def test_a_long_prompt_is_shortened_to_one_line():
     assert len(cut) <= 20 and cut.endswith("…")
 
 
-def test_a_row_shows_each_job_with_its_state_and_a_dash_for_an_unknown_cost():
+def test_a_row_says_who_ran_and_how_it_went_in_plain_words_with_its_thumbnails(tmp_path):
+    from playground.ui.history_list import run_html
+
+    states = (("bfl", "flux-kontext-pro", "succeeded"), ("kie", "flux-kontext-max", "stopped"))
     run = RunSummary(
-        run_id="abc",
-        created_at=START,
-        kind="edit",
-        prompt="make it snowy",
-        outcome="mixed",
-        job_states=(("bfl", "flux-kontext-pro", "succeeded"), ("kie", "flux-kontext-max", "failed")),
+        run_id="abc", created_at=START, kind="edit", prompt="make it <b>snowy</b>", outcome="stopped", job_states=states
     )
-    row = run_row(run, REGISTRY)
-    assert row[1:] == ["make it snowy", "edit", "◐ mixed", "✔ Black Forest Labs pro, ✘ KIE AI max", "–", "abc"]
+    thumb = tmp_path / "bfl-flux-kontext-pro-160.jpg"
+    row = run_html(run, REGISTRY, [thumb])
+    assert 'data-run="abc"' in row and 'data-outcome="stopped"' in row and row.startswith("<button")
+    assert "make it &lt;b&gt;snowy&lt;/b&gt;" in row, "the prompt is text, never markup"
+    assert "Edit · 2025-11-23" in row and "Black Forest Labs, KIE AI · pro, max" in row
+    assert "<strong>stopped</strong><br>1 done · 1 stopped" in row, "the counts the run summary uses"
+    assert row.count("<img ") == 1 and "bfl-flux-kontext-pro-160.jpg" in row
 
 
 def test_the_list_note_says_what_is_shown():
@@ -112,14 +114,16 @@ def test_a_job_whose_file_is_gone_says_so_and_shows_no_image(tmp_path: Path):
     ("fields", "resumable"),
     [
         (dict(state="failed", error_kind="deadline", task_id="t1"), True),
-        (dict(state="running", task_id="t1"), True),
-        (dict(state="running"), False),  # never submitted: nothing to wait for
+        (dict(state="stopped", task_id="t1"), True),
+        (dict(state="stopped"), False),  # never submitted: nothing to wait for
+        (dict(state="running", task_id="t1"), False),  # still running (a run left so by a crash: Resume waiting)
         (dict(state="failed", error_kind="rate_limit", task_id="t1"), False),
     ],
 )
-def test_only_submitted_unfinished_or_timed_out_jobs_offer_resume(fields, resumable):
+def test_only_submitted_stopped_or_timed_out_jobs_offer_resume_on_their_panel(fields, resumable):
     view = panel_of(job(**fields), REGISTRY["bfl"])
-    assert any("Resume waiting" in note for note in view.notes) is resumable
+    assert view.is_resumable is resumable
+    assert ("**Resume** waits for it again" in view.info(sandbox=True)) is resumable
 
 
 def test_an_unfinished_job_shows_the_last_elapsed_time_it_reported():
