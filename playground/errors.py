@@ -21,6 +21,8 @@
     + JobTimeoutError               not finished before our deadline; resumable by task id
     + ResultImageError              the result could not be downloaded or is not an image
   x WebhookError                  an incoming callback is forged, stale, replayed or unreadable
+  x VoteRefusedError              an arena vote that cannot count (round not seen, gone, not yours, too many votes)
+    + DuplicateVoteError            this visitor already voted on this round; nothing more was kept
 
 ``str(error)`` is one sentence a person can act on. ``code`` is a short machine word
 (the provider's own code when it gave one).
@@ -170,6 +172,18 @@ class WebhookError(PlaygroundError):
     """A callback delivery that must not be trusted: bad signature, stale timestamp, unreadable body."""
 
     default_code = "webhook_rejected"
+
+
+class VoteRefusedError(PlaygroundError):
+    """An arena vote that is not counted; nothing was kept."""
+
+    default_code = "vote_refused"
+
+
+class DuplicateVoteError(VoteRefusedError):
+    """The visitor already voted on this round."""
+
+    default_code = "already_voted"
 
 
 _STATUS_ERRORS: dict[int, type[ProviderHTTPError]] = {

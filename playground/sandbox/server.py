@@ -102,7 +102,7 @@ def sandbox_settings(settings: Settings, base_url: str, *, key: str = SANDBOX_KE
 
 
 def state_from_env(environ: Mapping[str, str] | None = None, *, persist_dir: Path | None = None) -> SandboxState:
-    """A sandbox state configured by SANDBOX_JOB_SECONDS and SANDBOX_FAULTS; kept under ``persist_dir`` if given."""
+    """A sandbox state configured by SANDBOX_JOB_SECONDS, SANDBOX_FAULTS, SANDBOX_BIAS; kept under persist_dir."""
     env = os.environ if environ is None else environ
     seconds = env.get("SANDBOX_JOB_SECONDS")
     job_seconds = float(seconds) if seconds else None
@@ -111,6 +111,7 @@ def state_from_env(environ: Mapping[str, str] | None = None, *, persist_dir: Pat
     else:
         state = SandboxState(job_seconds=job_seconds)
     state.configure(env.get("SANDBOX_FAULTS", ""))
+    state.configure_bias(env.get("SANDBOX_BIAS", ""))
     return state
 
 
