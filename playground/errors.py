@@ -180,10 +180,16 @@ class VoteRefusedError(PlaygroundError):
     default_code = "vote_refused"
 
 
+ALREADY_VOTED = "You already voted on this round; only your first vote counts. Start the next round."
+
+
 class DuplicateVoteError(VoteRefusedError):
     """The visitor already voted on this round."""
 
     default_code = "already_voted"
+
+    def __init__(self, message: str = ALREADY_VOTED) -> None:
+        super().__init__(message)
 
 
 _STATUS_ERRORS: dict[int, type[ProviderHTTPError]] = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -22,7 +23,7 @@ from pydantic import SecretStr
 from playground.capabilities import check_request, needs_hosting
 from playground.errors import ConfigError, InvalidInputError, PlaygroundError, WebhookError
 from playground.fetch import local_address
-from playground.history import History
+from playground.history import History, RunRecorder
 from playground.hosting import InputHost
 from playground.http import HttpClient, Sleep, build_client
 from playground.inbox import Inbox
@@ -226,18 +227,21 @@ class GenerationService:
         timeout_s: float | None = None,
         out_dir: Path | None = None,
         owner: str | None = None,
+        history: RunRecorder | None = None,
     ) -> Events:
         """Run the plan's accepted jobs in parallel; yield each job's events as they happen.
 
         Refused targets are the caller's to show: nothing is sent for them. ``owner`` (an opaque browser id)
-        is kept with the run in history.
+        is kept with the run in history. ``history`` keeps this run instead of the service's own store (the
+        arena holds a blind round back until its vote).
         """
         if not plan.jobs:
             return
-        run = self._new_run(uuid.uuid4().hex[:12], timeout_s, out_dir)
-        if self.history is not None:
+        store: RunRecorder | None = history or self.history
+        run = self._new_run(uuid.uuid4().hex[:12], timeout_s, out_dir, store=history)
+        if store is not None:
             kind = "edit" if plan.request.is_edit else "generate"
-            await self.history.start_run(run.run_id, plan.request, plan.targets, kind=kind, owner=owner)
+            await store.start_run(run.run_id, plan.request, plan.targets, kind=kind, owner=owner)
         async with contextlib.aclosing(run.stream([run.job(job) for job in plan.jobs])) as events:
             async for event in events:  # closing this stream (Stop) stops the jobs at once, as 'stopped'
                 yield event
@@ -282,13 +286,15 @@ class GenerationService:
         await asyncio.gather(*(_drain(self.resume(refs, run_id=run_id)) for run_id, refs in runs.items()))
         return sum(len(refs) for refs in runs.values())
 
-    def _new_run(self, run_id: str, timeout_s: float | None, out_dir: Path | None) -> Run:
+    def _new_run(
+        self, run_id: str, timeout_s: float | None, out_dir: Path | None, *, store: RunRecorder | None = None
+    ) -> Run:
         context = RunContext(
             client=self.client,
             clock=self.clock,
             sleep=self.sleep,
             inbox=self.inbox,
-            record=self.keep,
+            record=self.keep if store is None else functools.partial(self.keep, store=store),
             hosting=self.hosted,
             schedule=self.schedule,
             price=self.price,
@@ -318,12 +324,13 @@ class GenerationService:
             return request
         return request.model_copy(update={"image": self.input_host.publish(request.image)})
 
-    async def keep(self, event: JobEvent) -> None:
-        """Record an event in history; a history failure is logged, never fatal to the job."""
-        if self.history is None:
+    async def keep(self, event: JobEvent, *, store: RunRecorder | None = None) -> None:
+        """Record an event in history (``store``, else the service's); a failure is logged, never fatal to the job."""
+        keeper: RunRecorder | None = store or self.history
+        if keeper is None:
             return
         try:
-            await self.history.record(event)
+            await keeper.record(event)
         except Exception:
             log.exception("could not record %s event for %s in history", event.state, event.key)
 

@@ -34,6 +34,7 @@ class Settings(BaseModel):
     public_base_url: str | None = None
     sandbox: bool = False
     allow_private_urls: bool = False
+    arena_votes_per_minute: int = 10  # per visitor, on a shared page; 0: no limit
 
     def secret(self, name: str) -> SecretStr | None:
         """The secret named ``name``, or None when unset or blank."""
@@ -64,6 +65,7 @@ class Settings(BaseModel):
             public_base_url=env.get("PUBLIC_BASE_URL"),
             sandbox=_flag(env, "PLAYGROUND_SANDBOX"),
             allow_private_urls=_flag(env, "PLAYGROUND_ALLOW_PRIVATE_URLS"),
+            arena_votes_per_minute=_count(env, "PLAYGROUND_ARENA_VOTES_PER_MINUTE", 10),
         )
 
 
@@ -78,6 +80,15 @@ def _number(env: Mapping[str, str], name: str, default: float | None) -> float |
     if value <= 0:
         raise ConfigError(f"{name} must be a positive number of seconds, not {raw}.")
     return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise ConfigError(f"{name} is {raw!r}; it must be a whole number, 0 or more.")
+    return int(raw)
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

@@ -27,6 +27,22 @@ from playground.history.sqlite import DB_NAME, INPUTS_DIR, SqliteHistory
 from playground.models import GenerationRequest, JobEvent
 
 
+class RunRecorder(Protocol):
+    """What a run writes as it goes: its start, then each job event. Every History is one."""
+
+    async def start_run(
+        self,
+        run_id: str,
+        request: GenerationRequest,
+        targets: Sequence[tuple[str, str]],
+        *,
+        kind: str = "generate",
+        owner: str | None = None,
+    ) -> None: ...
+
+    async def record(self, event: JobEvent) -> None: ...
+
+
 class History(Protocol):
     """Where runs, jobs and their state changes are kept. Every method is async and safe to await on the loop."""
 
@@ -119,6 +135,7 @@ __all__ = [
     "JobRecord",
     "Outcome",
     "RunRecord",
+    "RunRecorder",
     "RunSummary",
     "SqliteHistory",
     "StateChange",

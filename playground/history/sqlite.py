@@ -28,7 +28,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from playground.errors import ConfigError, DuplicateVoteError, InvalidInputError
 from playground.history.records import OUTCOMES, JobFact, JobRecord, RunRecord, RunSummary, StateChange, Vote
 from playground.history.sqlite_schema import MIGRATIONS, RUNS_SQL, SCHEMA_VERSION, TERMINAL_SQL, UPSERT_JOB_SQL
-from playground.history.sqlite_votes import ALREADY_VOTED, count_rounds, insert_votes, select_job_facts, select_votes
+from playground.history.sqlite_votes import count_rounds, insert_votes, select_job_facts, select_votes
 from playground.images import EXTENSIONS
 from playground.models import GenerationRequest, InputImage, JobEvent, WireRequest
 
@@ -294,7 +294,7 @@ class SqliteHistory:
             with self._write() as db:
                 insert_votes(db, [(vote, _iso(vote.at)) for vote in votes])
         except sqlite3.IntegrityError:
-            raise DuplicateVoteError(ALREADY_VOTED) from None
+            raise DuplicateVoteError() from None
 
     @in_worker
     def list_votes(self, *, mode: str | None = None, owner: str | None = None) -> list[Vote]:

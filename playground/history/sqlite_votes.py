@@ -8,8 +8,6 @@ from collections.abc import Sequence
 from playground.history.records import JobFact, Vote
 from playground.history.sqlite_schema import INSERT_VOTE_SQL, JOB_FACTS_SQL, VOTE_COLUMNS, VOTES_SQL
 
-ALREADY_VOTED = "You already voted on this round; only your first vote counts. Start the next round."
-
 
 def insert_votes(db: sqlite3.Connection, votes: Sequence[tuple[Vote, str]]) -> None:
     """Insert (vote, its time as stored text) pairs inside the caller's transaction.
