@@ -18,6 +18,7 @@ from playground.history import History, open_history
 from playground.history_cli import add_history_commands, run_history_command
 from playground.hosting import InputHost
 from playground.images import load_input_image
+from playground.leaderboard_cli import add_leaderboard_command, run_leaderboard_command
 from playground.models import MODELS, Events, GenerationRequest, JobEvent, JobRef
 from playground.providers import REGISTRY, get_spec
 from playground.request import build_request
@@ -58,6 +59,7 @@ def parser() -> argparse.ArgumentParser:
     box = sub.add_parser("sandbox", help="serve the sandbox of every protocol on a loopback port")
     box.add_argument("--port", type=int, default=8900)
     add_history_commands(sub)
+    add_leaderboard_command(sub)
     return root
 
 
@@ -77,6 +79,8 @@ def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None)
             return show_providers(settings, as_json=args.json, out=sys.stdout)
         if args.command == "history":
             return asyncio.run(run_history_command(args, settings))
+        if args.command == "leaderboard":
+            return asyncio.run(run_leaderboard_command(args, settings))
         if args.command == "sandbox":
             return serve_sandbox(args.port)
         return asyncio.run(_jobs(args, settings))

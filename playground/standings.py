@@ -192,7 +192,7 @@ def cells(row: BoardRow) -> list[str]:
         str(row.rank) if row.rank is not None else "provisional",
         row.label,
         f"{row.rating:.0f}",
-        f"{row.lower:.0f} to {row.upper:.0f}",
+        f"{row.lower:.0f} to {row.upper:.0f}" if row.rank is not None else "– (too few votes)",
         str(row.votes),
         f"{row.win_rate:.0%}",
         f"{row.p50_latency_s:.1f} s" if row.p50_latency_s is not None else "–",

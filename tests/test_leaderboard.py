@@ -113,3 +113,12 @@ def test_the_batched_fit_equals_separate_fits():
     together = fit(points)
     apart = np.vstack([fit(points[i : i + 1]) for i in range(3)])
     assert np.allclose(together, apart, atol=1e-4)
+
+
+def test_the_cli_defaults_are_the_boards_own():
+    from playground import leaderboard, leaderboard_cli
+
+    assert (leaderboard_cli.BOOTSTRAP_ROUNDS, leaderboard_cli.MIN_VOTES) == (
+        leaderboard.BOOTSTRAP_ROUNDS,
+        leaderboard.MIN_VOTES,
+    )

@@ -11,6 +11,8 @@ from gradio.components import Component
 from gradio.events import Dependency
 
 from playground.models import ASPECT_RATIOS, MODELS
+from playground.ui.arena_handlers import ArenaHandlers
+from playground.ui.arena_tab import ArenaUI, build_arena_tab, wire_arena
 from playground.ui.format import model_short
 from playground.ui.forms import DEFAULT_SAFETY, FORM_FIELDS, empty_keys
 from playground.ui.handlers import Handlers
@@ -86,8 +88,8 @@ class TabUI:
         return head + [getattr(panel, slot) for panel in self.panels for slot in PANEL_SLOTS[self.kind]]
 
 
-def build_ui(handlers: Handlers, *, secret: str) -> gr.Blocks:
-    """The whole page: banner, keys, the Text to image, Edit and History tabs, wired to ``handlers``."""
+def build_ui(handlers: Handlers, *, secret: str, arena: ArenaHandlers | None = None) -> gr.Blocks:
+    """The whole page: banner, keys, the Text to image, Edit, History and Arena tabs, wired to ``handlers``."""
     history = HistoryHandlers(handlers)
     with gr.Blocks(title="FLUX.1 Kontext playground", analytics_enabled=False) as demo:
         gr.Markdown(TITLE)
@@ -102,11 +104,14 @@ def build_ui(handlers: Handlers, *, secret: str) -> gr.Blocks:
                 edit = _tab("edit", handlers)
             with gr.Tab("History", id="history") as history_tab:
                 history_ui = build_history_tab(history)
+            arena_ui = _arena_tab(arena)
         runs = [event for tab in (text, edit) for event in _wire_tab(demo, tab, handlers, keys_state, owner_state)]
         _wire_edit_chain(edit, handlers)
         if history_ui is not None:
             states = dict(keys_state=keys_state, owner_state=owner_state)
             wire_history(demo, history_ui, history, tab=history_tab, runs_elsewhere=runs, **states)
+        if arena is not None and arena_ui is not None:
+            wire_arena(arena_ui, arena, keys_state=keys_state, owner_state=owner_state)
         selections = [text.providers, edit.providers]
         save.click(
             handlers.save_keys,
@@ -128,6 +133,13 @@ def build_ui(handlers: Handlers, *, secret: str) -> gr.Blocks:
         )
     demo.queue(default_concurrency_limit=None)  # every handler awaits providers or is quick: nobody queues
     return demo  # type: ignore[no-any-return]
+
+
+def _arena_tab(arena: ArenaHandlers | None) -> ArenaUI | None:
+    if arena is None:
+        return None
+    with gr.Tab("Arena", id="arena", elem_id="arena-tab"):
+        return build_arena_tab(arena)
 
 
 def _keys_section(handlers: Handlers) -> tuple[list[gr.Textbox], gr.Markdown, gr.Button, gr.Button]:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Coroutine, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +14,13 @@ import gradio as gr
 from fastapi import FastAPI
 from starlette.routing import BaseRoute
 
+from playground.arena import Arena
 from playground.errors import ConfigError
 from playground.history import DB_NAME, INPUTS_DIR
 from playground.providers import REGISTRY
 from playground.service import GenerationService
 from playground.settings import Settings
+from playground.ui.arena_handlers import ArenaHandlers
 from playground.ui.handlers import Handlers, UiOptions
 from playground.ui.layout import ASSETS, CSS, build_ui
 from playground.ui.secret import SECRET_FILE, browser_secret
@@ -36,6 +38,8 @@ class Page:
     demo: gr.Blocks
     handlers: Handlers
     auth: tuple[str, str] | None
+    arena: ArenaHandlers | None = None
+    routes: list[BaseRoute] = field(default_factory=list)  # served beside the UI (the arena's blind images)
 
 
 def needs_sandbox(settings: Settings, *, asked: bool) -> bool:
@@ -68,8 +72,12 @@ def build_page(service: GenerationService, *, share: bool, environ: Mapping[str,
     server_keys = may_spend_server_keys(share=share, auth=auth, environ=env)
     options = UiOptions(sandbox=settings.sandbox, server_keys=server_keys, shared=share)
     handlers = Handlers(service, options)
-    demo = build_ui(handlers, secret=browser_secret(settings.data_dir, env))
-    return Page(demo, handlers, auth)
+    arena = None
+    if service.history is not None:  # votes are kept in the history
+        limit = settings.arena_votes_per_minute if share else 0  # a local page has one visitor
+        arena = ArenaHandlers(handlers, Arena(service, votes_per_minute=limit or None))
+    demo = build_ui(handlers, secret=browser_secret(settings.data_dir, env), arena=arena)
+    return Page(demo, handlers, auth, arena, arena.routes() if arena else [])
 
 
 def launch(page: Page, *, share: bool = False, **overrides: Any) -> tuple[FastAPI, str, str | None]:
@@ -88,6 +96,7 @@ def launch(page: Page, *, share: bool = False, **overrides: Any) -> tuple[FastAP
         show_error=True,
     )
     app, local_url, share_url = page.demo.launch(**(options | overrides))
+    serve_routes(app, page.routes)
     if share and not share_url:
         page.handlers.options.notices.append(share_failed_note(local_url))
     return app, local_url, share_url
