@@ -3,7 +3,7 @@
 A host can give itself away in the file, not only in the pixels: EXIF (Software, Make, maker notes), PNG text
 chunks, XMP, a JPEG comment, an ICC profile of its own, the format (JPEG or PNG), the byte size, the
 dimensions. A copy is therefore rebuilt from decoded pixels: orientation applied, colours converted to sRGB
-when the file carried a profile, every copy fitted to one common size, written as PNG (lossless, so no host
+when the file carried a profile, every copy fitted to one common size (never enlarged), written as PNG (lossless, so no host
 loses quality it had) with no metadata chunk at all.
 """
 
@@ -19,9 +19,10 @@ _SRGB = ImageCms.createProfile("sRGB")
 
 
 def blind_copies(originals: Sequence[bytes]) -> list[bytes]:
-    """PNG copies of ``originals``, all of one size (the smallest image's, others centre-cropped to its shape)."""
+    """PNG copies of ``originals``, all of one size: the smallest width by the smallest height, so no image is
+    enlarged; one whose shape differs is scaled down and centre-cropped to it."""
     images = [_pixels(content) for content in originals]
-    size = min((img.size for img in images), key=lambda s: s[0] * s[1])
+    size = (min(img.width for img in images), min(img.height for img in images))
     return [_png(img if img.size == size else ImageOps.fit(img, size, RESAMPLING)) for img in images]
 
 

@@ -67,11 +67,13 @@ def build_arena_tab(arena: ArenaHandlers) -> ArenaUI:
     controls = _controls()
     start = gr.Button("Start round", variant="primary", elem_id="arena-start")
     with gr.Column(elem_id="arena-play"):
-        status = gr.Markdown(elem_id="arena-status")
-        view = gr.HTML("", js_on_load=SEEN_JS, css_template=CSS, elem_id="arena-round", min_height=40)
+        status = gr.Markdown(elem_id="arena-status", label="arena status")
+        view = gr.HTML(
+            "", js_on_load=SEEN_JS, css_template=CSS, elem_id="arena-round", min_height=40, label="arena round"
+        )
         with gr.Row():
             votes = {choice: _vote_button(choice) for choice in CHOICES}
-        reveal = gr.Markdown(elem_id="arena-reveal")
+        reveal = gr.Markdown(elem_id="arena-reveal", label="arena reveal")
     return ArenaUI(controls, start, status, view, votes, reveal, gr.State(None), _board())
 
 
@@ -127,8 +129,10 @@ def _board() -> BoardUI:
                 elem_id="arena-board-view",
             )
             refresh = gr.Button("Refresh", size="sm", scale=0, min_width=100, elem_id="arena-board-refresh")
-        table = gr.Dataframe(headers=list(HEADERS), interactive=False, wrap=True, elem_id="arena-board")
-        note = gr.Markdown(elem_id="arena-board-note")
+        table = gr.Dataframe(
+            headers=list(HEADERS), interactive=False, wrap=True, elem_id="arena-board", label="leaderboard"
+        )
+        note = gr.Markdown(elem_id="arena-board-note", label="board note")
         with gr.Row():
             votes = gr.Button("Export votes (JSONL)", size="sm", elem_id="arena-export-votes")
             board = gr.Button("Export board (CSV)", size="sm", elem_id="arena-export-board")
