@@ -146,7 +146,8 @@ class Arena:
         game.identical = frozenset((i, j) for i, j in pairs if originals[i] == originals[j] or copies[i] == copies[j])
         for side, copy in zip(game.sides, copies, strict=True):
             side.image = copy
-            self._images[side.token] = side
+            if self.is_open(game.round_id):  # a round replaced meanwhile serves nothing
+                self._images[side.token] = side
 
     async def _open(self, game: Round) -> None:
         self._rounds[game.round_id] = game
@@ -166,6 +167,10 @@ class Arena:
         await game.held.release()
 
     # --- seeing and voting ---------------------------------------------------------------------------
+
+    def is_open(self, round_id: str) -> bool:
+        """Whether the round is still open (not replaced by its visitor's newer round, nor forgotten)."""
+        return round_id in self._rounds
 
     def image(self, token: str) -> bytes | None:
         """A blind copy by its token, or None when no open round has it."""

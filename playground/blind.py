@@ -3,8 +3,8 @@
 A host can give itself away in the file, not only in the pixels: EXIF (Software, Make, maker notes), PNG text
 chunks, XMP, a JPEG comment, an ICC profile of its own, the format (JPEG or PNG), the byte size, the
 dimensions. A copy is therefore rebuilt from decoded pixels: orientation applied, colours converted to sRGB
-when the file carried a profile, every copy fitted to one common size (never enlarged), written as PNG (lossless, so no host
-loses quality it had) with no metadata chunk at all.
+when the file carried a profile, every copy fitted to one common size (never enlarged), written as PNG
+(lossless, so no host loses quality it had) with no metadata chunk at all.
 """
 
 from __future__ import annotations

@@ -274,3 +274,10 @@ async def test_the_board_finds_a_planted_difference_between_hosts(arena_service,
     others = [row for name, row in rows.items() if name != "kie"]
     assert all(rows["kie"].upper < row.lower for row in others)
     assert rows["kie"].rank == 4 and rows["kie"].win_rate == 0.0
+
+
+def test_the_arena_and_its_board_do_not_load_gradio():
+    from tests.test_architecture import loads_gradio
+
+    assert not loads_gradio("playground.arena", "playground.standings", "playground.leaderboard_cli")
+    assert not loads_gradio("playground.ui.arena_view")

@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from playground.arena import Arena
 from playground.arena_round import LETTERS, PAIR_CHOICES, Round
-from playground.errors import InvalidInputError, PlaygroundError
+from playground.errors import InvalidInputError, PlaygroundError, VoteRefusedError
 from playground.images import load_input_image
 from playground.models import GenerationRequest
 from playground.request import build_request
@@ -42,7 +42,10 @@ ARENA_STATE = ("keys", "owner")
 CHOICES = (*LETTERS, *PAIR_CHOICES)
 VOTE_SLOTS = tuple(f"vote_{choice}" for choice in CHOICES)
 ARENA_OUTPUTS = ("status", "view", "reveal", "round", "start", *VOTE_SLOTS)
-NO_OWNER = "This browser has no visitor id yet: reload the page, then start a round."
+NO_OWNER = (
+    "This page is still starting (your browser has no visitor id yet): wait a moment, or reload the page, "
+    "then start the round."
+)
 Frame = list[Any]
 
 
@@ -76,6 +79,8 @@ class ArenaHandlers:
         total = len(plan.jobs)
         yield _frame(status=making_text(None, total), view="", reveal="", round=None, **_buttons(total, active=False))
         async for game in self.arena.play(plan, owner=owner):
+            if not self.arena.is_open(game.round_id):
+                return  # the visitor started another round (in another tab, say): this one shows nothing more
             if game.void_reason is not None and game.ready == total:
                 yield _frame(status=refused_text(game.void_reason), reveal=reveal_markdown(game), start=_next())
             elif game.shown:
@@ -89,7 +94,7 @@ class ArenaHandlers:
         if reported is not None and reported != round_id:
             return gr.skip()  # images of an older round finished loading: nothing to do
         try:
-            game = self.arena.mark_seen(round_id, valid_owner(owner))
+            game = self.arena.mark_seen(round_id, _owner(owner))
         except PlaygroundError as exc:
             return refused_text(str(exc))
         return seen_text(game) if game.seen and not game.voted else gr.skip()
@@ -106,7 +111,7 @@ class ArenaHandlers:
     async def vote(self, choice: str, round_id: str | None, owner: object) -> Frame:
         """Keep the vote and reveal the hosts, or say why it does not count (nothing else changes then)."""
         try:
-            game = await self.arena.vote(round_id, valid_owner(owner), choice)
+            game = await self.arena.vote(round_id, _owner(owner), choice)
         except PlaygroundError as exc:
             return _frame(status=refused_text(str(exc)))
         return _frame(status=voted_text(game), reveal=reveal_markdown(game), start=_next(), **_active(game))
@@ -141,6 +146,11 @@ class ArenaHandlers:
     # --- what the tab's controls show ----------------------------------------------------------------------
 
     @staticmethod
+    def owner_ready(owner: object) -> Any:
+        """Start is clickable once the browser has its owner id."""
+        return gr.update(interactive=valid_owner(owner) is not None)
+
+    @staticmethod
     def mode_changed(mode: str) -> tuple[Any, Any]:
         """The input image and its URL box show in edit mode only."""
         return gr.update(visible=mode == "edit"), gr.update(visible=mode == "edit")
@@ -161,6 +171,14 @@ class ArenaHandlers:
             return Response(found, media_type="image/png", headers=headers)
 
         return [Route(IMAGE_PATH + "{token}", image, methods=["GET"])]
+
+
+def _owner(value: object) -> str:
+    """The browser's owner id; VoteRefusedError when it sent none we could have made."""
+    owner = valid_owner(value)
+    if owner is None:
+        raise VoteRefusedError(NO_OWNER)
+    return owner
 
 
 def _request(named: dict[str, Any]) -> GenerationRequest:

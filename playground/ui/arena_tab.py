@@ -65,7 +65,7 @@ def build_arena_tab(arena: ArenaHandlers) -> ArenaUI:
     with gr.Accordion("How the arena works", open=False):
         gr.Markdown(HELP)
     controls = _controls()
-    start = gr.Button("Start round", variant="primary", elem_id="arena-start")
+    start = gr.Button("Start round", variant="primary", interactive=False, elem_id="arena-start")  # see wire_arena
     with gr.Column(elem_id="arena-play"):
         status = gr.Markdown(elem_id="arena-status", label="arena status")
         view = gr.HTML(
@@ -140,8 +140,14 @@ def _board() -> BoardUI:
     return BoardUI(box, mode, view, refresh, table, note, votes, board, file)
 
 
-def wire_arena(ui: ArenaUI, arena: ArenaHandlers, *, keys_state: gr.BrowserState, owner_state: gr.BrowserState) -> None:
+def wire_arena(
+    demo: gr.Blocks, ui: ArenaUI, arena: ArenaHandlers, *, keys_state: gr.BrowserState, owner_state: gr.BrowserState
+) -> None:
     """Start (button or Enter), the 'seen' report, the vote buttons, the controls' visibility, the board."""
+    # Rounds and votes belong to the browser's owner id, which a new browser receives on load: Start is
+    # enabled once the id is there (at load for a returning browser, when it is set for a new one).
+    demo.load(arena.owner_ready, owner_state, ui.start, api_visibility="private", show_progress="hidden")
+    owner_state.change(arena.owner_ready, owner_state, ui.start, api_visibility="private", show_progress="hidden")
     prompt: gr.Textbox = ui.controls["prompt"]  # type: ignore[assignment]
     mode: gr.Radio = ui.controls["mode"]  # type: ignore[assignment]
     pairing: gr.Radio = ui.controls["pairing"]  # type: ignore[assignment]
@@ -168,6 +174,7 @@ def _wire_board(board: BoardUI, arena: ArenaHandlers) -> None:
     # The board names hosts, so it is built only when asked for: opening it, Refresh, or changing mode or view.
     picked = [board.mode, board.view]
     triggers = [board.box.expand, board.refresh.click, board.mode.change, board.view.change]
-    gr.on(triggers, arena.board, picked, [board.table, board.note], api_name="arena_board")
+    # always_last: a change made while the board is being fitted is applied after it, never dropped or overtaken.
+    gr.on(triggers, arena.board, picked, [board.table, board.note], api_name="arena_board", trigger_mode="always_last")
     board.export_votes.click(arena.export_votes, board.mode, board.file, api_visibility="private")
     board.export_board.click(arena.export_board, picked, board.file, api_visibility="private")

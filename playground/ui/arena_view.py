@@ -89,22 +89,24 @@ def refused_text(reason: str) -> str:
 
 def reveal_markdown(game: Round) -> str:
     """After the vote (or when a side failed): who made which image, how long it took, what it cost."""
-    rows = ["| image | host | model | latency | cost | |", "|---|---|---|---|---|---|"]
-    rows += [_reveal_row(game, side) for side in game.sides]
+    lines = [_reveal_line(game, side) for side in game.sides]
     notes = [note for side in game.sides for note in (side.event.notes if side.event else ())]
     seed = f"Seed {game.request.seed} was sent to every host that takes one." if game.request.seed is not None else ""
-    return "\n".join(rows) + "\n\n" + seed + ("\n\n" + notes_markdown(notes) if notes else "")
+    return "\n".join(lines) + "\n\n" + seed + ("\n\n" + notes_markdown(notes) if notes else "")
 
 
-def _reveal_row(game: Round, side: Side) -> str:
+def _reveal_line(game: Round, side: Side) -> str:
+    """'- **A**: KIE AI, FLUX.1 Kontext [pro], 3.1 s, $0.025 ← your vote' (a list wraps well on a phone)."""
     event = side.event
     result = event.result if event is not None else None
-    latency = f"{result.latency_s:.1f} s" if result is not None else "–"
-    cost = f"${result.cost_usd:.3f}" if result is not None and result.cost_usd is not None else "unknown"
-    mark = "← your vote" if game.choice == side.letter else ""
+    facts = [f"**{side.label}**", model_info(side.target[1]).name]
+    if result is not None:
+        cost = f"${result.cost_usd:.3f}" if result.cost_usd is not None else "cost unknown"
+        facts += [f"{result.latency_s:.1f} s", cost]
+    mark = " ← your vote" if game.choice == side.letter else ""
     if side.failure:
-        mark = f"failed: {side.failure}"
-    return f"| **{side.letter}** | {side.label} | {model_info(side.target[1]).name} | {latency} | {cost} | {mark} |"
+        mark = f" — failed: {side.failure}"
+    return f"- **{side.letter}**: {', '.join(facts)}{mark}"
 
 
 HELP = f"""

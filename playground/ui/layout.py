@@ -111,7 +111,7 @@ def build_ui(handlers: Handlers, *, secret: str, arena: ArenaHandlers | None = N
             states = dict(keys_state=keys_state, owner_state=owner_state)
             wire_history(demo, history_ui, history, tab=history_tab, runs_elsewhere=runs, **states)
         if arena is not None and arena_ui is not None:
-            wire_arena(arena_ui, arena, keys_state=keys_state, owner_state=owner_state)
+            wire_arena(demo, arena_ui, arena, keys_state=keys_state, owner_state=owner_state)
         selections = [text.providers, edit.providers]
         save.click(
             handlers.save_keys,

@@ -48,7 +48,7 @@ def client(ui_app: RunningApp) -> Client:
         ("   ", {}, "✘ Invalid prompt: the prompt is empty"),
         ("make it snow", {"mode": "edit"}, "✘ Add an input image for an edit round"),
         ("a fox", {"seed": "twelve"}, "✘ The seed must be a whole number"),
-        ("a fox", {"owner": "not-an-id"}, "✘ This browser has no visitor id yet"),
+        ("a fox", {"owner": "not-an-id"}, "✘ This page is still starting (your browser has no visitor id yet)"),
     ],
 )
 def test_bad_input_is_one_sentence_and_starts_nothing(client, ui_app, prompt, fields, sentence):
@@ -71,7 +71,7 @@ def test_a_pick_among_four_any_targets_reveals_four_and_takes_no_tie(client):
     assert refused.startswith("✘ 'tie' is not a choice in this round")
     status, _, reveal = client.predict(OWNER, api_name="/arena_vote_C")
     assert status.startswith("✔ Vote recorded: C is best")
-    assert reveal.count("| **") == 4 and "← your vote" in reveal
+    assert reveal.count("- **") == 4 and reveal.count("← your vote") == 1
 
 
 def test_an_edit_round_shows_two_edited_images(client):
