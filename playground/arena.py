@@ -43,9 +43,10 @@ MAX_SIDES = len(LETTERS)
 SEED_LIMIT = 2**31  # the range every provider with a seed documents
 MAX_OPEN_ROUNDS = 64  # rounds kept in memory (their blind copies with them); the oldest is abandoned first
 RATE_WINDOW = timedelta(minutes=1)
+ROUND_TTL = timedelta(minutes=30)  # an unvoted round is forgotten (its run written to the history) after this
 DEFAULT_RATIO = "1:1"  # text-to-image rounds ask every host for this unless the visitor chose a ratio
 
-GONE = "This round is no longer open (the app restarted, or a newer round replaced it): start a new round."
+GONE = "This round is no longer open (the app restarted, a newer round replaced it, or it waited over 30 minutes): start a new round."
 NOT_YOURS = "This round was shown to another visitor; only they can vote on it."
 NOT_READY = "The images are still being made; vote once they are shown."
 NOT_SEEN = "Every image must finish loading in your browser before you vote: wait until they are all shown."
@@ -120,7 +121,7 @@ class Arena:
         sides = [Side(LETTERS[i], target, labels[target[0]]) for i, target in enumerate(plan.targets)]
         mode: VoteMode = "edit" if plan.request.is_edit else "t2i"
         held = HeldRun(self.service.history)
-        game = Round(secrets.token_urlsafe(12), owner, mode, plan.request, sides, held)
+        game = Round(secrets.token_urlsafe(12), owner, mode, plan.request, sides, held, opened_at=self.now())
         await self._open(game)
         by_target = {side.target: side for side in sides}
         events = self.service.run(plan, owner=owner, history=held, timeout_s=timeout_s)
@@ -150,8 +151,12 @@ class Arena:
                 self._images[side.token] = side
 
     async def _open(self, game: Round) -> None:
+        """Keep the round open; forget the oldest beyond ``max_rounds`` and any open longer than ROUND_TTL."""
         self._rounds[game.round_id] = game
         self._latest[game.owner] = game.round_id
+        stale = [r for r, open_round in self._rounds.items() if _age(open_round, game) > ROUND_TTL]
+        for round_id in stale:
+            await self._abandon(round_id)
         while len(self._rounds) > self.max_rounds:
             await self._abandon(next(iter(self._rounds)))
 
@@ -223,6 +228,12 @@ class Arena:
                 f"You voted on {recent} rounds in the last minute, the most this shared page counts per visitor; "
                 "wait a moment, then vote."
             )
+
+
+def _age(old: Round, new: Round) -> timedelta:
+    if old.opened_at is None or new.opened_at is None:
+        return timedelta(0)
+    return new.opened_at - old.opened_at
 
 
 def _groups(service: GenerationService, pairing: Pairing, model: str | None) -> list[tuple[str, list[Target]]]:

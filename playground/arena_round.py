@@ -16,6 +16,7 @@ from playground.service import Target
 
 LETTERS = "ABCD"
 PAIR_CHOICES = ("tie", "both_bad")
+PAIR_OUTCOMES: dict[str, VoteOutcome] = {"A": "a", "B": "b", "tie": "tie", "both_bad": "both_bad"}
 
 
 class HeldRun:
@@ -92,6 +93,7 @@ class Round:
     seen: bool = False
     identical: frozenset[tuple[int, int]] = frozenset()  # side index pairs with byte-identical images
     choice: str | None = None
+    opened_at: datetime | None = None
 
     @property
     def run_id(self) -> str:
@@ -122,16 +124,17 @@ class Round:
         return letters + PAIR_CHOICES if len(self.sides) == 2 else letters
 
     def votes(self, choice: str, at: datetime) -> list[Vote]:
-        """The pairwise votes ``choice`` stands for (one for two images; N-1 for a pick among N)."""
+        """The pairwise votes ``choice`` stands for (one for two images; N-1 for a pick among N).
+
+        A pair of byte-identical images counts as a tie whatever was clicked.
+        """
         if len(self.sides) == 2:
-            outcome: VoteOutcome = {"A": "a", "B": "b"}.get(choice, choice)  # type: ignore[assignment]
-            return [self._vote(0, 1, 0, "tie" if (0, 1) in self.identical else outcome, choice, at)]
+            return [self._vote(0, 1, 0, "tie" if (0, 1) in self.identical else PAIR_OUTCOMES[choice], choice, at)]
         pick = LETTERS.index(choice)
         others = [i for i in range(len(self.sides)) if i != pick]
-        pairs = [(pick, other, tuple(sorted((pick, other)))) for other in others]
         return [
-            self._vote(a, b, n, "tie" if pair in self.identical else "a", choice, at)
-            for n, (a, b, pair) in enumerate(pairs)
+            self._vote(pick, other, n, "tie" if _pair(pick, other) in self.identical else "a", choice, at)
+            for n, other in enumerate(others)
         ]
 
     def _vote(self, a: int, b: int, pair: int, outcome: VoteOutcome, choice: str, at: datetime) -> Vote:
@@ -150,8 +153,12 @@ class Round:
             b_task_id=second.event.task_id if second.event else None,
             outcome=outcome,
             choice=choice,
-            identical=(min(a, b), max(a, b)) in self.identical,
+            identical=_pair(a, b) in self.identical,
             shown=len(self.sides),
             owner=self.owner,
             at=at,
         )
+
+
+def _pair(i: int, j: int) -> tuple[int, int]:
+    return (i, j) if i < j else (j, i)

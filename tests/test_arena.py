@@ -81,7 +81,7 @@ def label_bytes(image: bytes) -> list[str]:
     return [spec.label for spec in REGISTRY.values() if spec.label.encode() in image]
 
 
-async def test_a_round_shows_two_hosts_of_one_model_with_one_seed_as_same_size_pngs_without_metadata(arena):
+async def test_a_round_shows_two_hosts_of_one_model_as_same_size_pngs_without_metadata(arena):
     game = await play(arena, GenerationRequest(prompt="a red fox"))
     a, b = game.sides
     assert a.target[1] == b.target[1] and a.target[0] != b.target[0]
@@ -192,6 +192,15 @@ async def test_a_newer_round_replaces_the_visitors_open_one(arena):
     with pytest.raises(VoteRefusedError, match="no longer open"):
         await arena.vote(first.round_id, ME, "A")
     assert arena.image(first.sides[0].token) is None
+
+
+async def test_a_round_left_unvoted_is_forgotten_after_half_an_hour_and_its_run_kept(arena, clock, store):
+    old = await play(arena, GenerationRequest(prompt="left alone"), owner=OTHER)
+    clock.now += timedelta(minutes=31)
+    await play(arena, GenerationRequest(prompt="a later round"))
+    assert not arena.is_open(old.round_id) and await store.get_run(old.run_id) is not None
+    with pytest.raises(VoteRefusedError, match="no longer open"):
+        await arena.vote(old.round_id, OTHER, "A")
 
 
 async def test_a_pick_among_three_is_kept_as_two_pairwise_wins(arena, store):
