@@ -46,7 +46,10 @@ RATE_WINDOW = timedelta(minutes=1)
 ROUND_TTL = timedelta(minutes=30)  # an unvoted round is forgotten (its run written to the history) after this
 DEFAULT_RATIO = "1:1"  # text-to-image rounds ask every host for this unless the visitor chose a ratio
 
-GONE = "This round is no longer open (the app restarted, a newer round replaced it, or it waited over 30 minutes): start a new round."
+GONE = (
+    "This round is no longer open (the app restarted, a newer round replaced it, or it waited over 30 minutes): "
+    "start a new round."
+)
 NOT_YOURS = "This round was shown to another visitor; only they can vote on it."
 NOT_READY = "The images are still being made; vote once they are shown."
 NOT_SEEN = "Every image must finish loading in your browser before you vote: wait until they are all shown."
