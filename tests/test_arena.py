@@ -18,7 +18,7 @@ from PIL import Image
 from playground.arena import Arena
 from playground.arena_round import Round
 from playground.blind import png_chunks
-from playground.errors import DuplicateVoteError, InvalidInputError, VoteRefusedError
+from playground.errors import ConfigError, DuplicateVoteError, InvalidInputError, VoteRefusedError
 from playground.history import SqliteHistory
 from playground.models import GenerationRequest
 from playground.providers import REGISTRY
@@ -290,3 +290,10 @@ def test_the_arena_and_its_board_do_not_load_gradio():
 
     assert not loads_gradio("playground.arena", "playground.standings", "playground.leaderboard_cli")
     assert not loads_gradio("playground.ui.arena_view")
+
+
+def test_the_vote_limit_is_a_whole_number_in_settings():
+    assert Settings.from_env({}).arena_votes_per_minute == 10
+    assert Settings.from_env({"PLAYGROUND_ARENA_VOTES_PER_MINUTE": "3"}).arena_votes_per_minute == 3
+    with pytest.raises(ConfigError, match="PLAYGROUND_ARENA_VOTES_PER_MINUTE is 'lots'; it must be a whole number"):
+        Settings.from_env({"PLAYGROUND_ARENA_VOTES_PER_MINUTE": "lots"})
