@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
 
@@ -18,7 +19,15 @@ from playground.blind import png_chunks
 from playground.history import SqliteHistory
 from playground.providers import REGISTRY
 from playground.service import GenerationService
-from tests.ui.conftest import ARTIFACTS, BROWSER_SECRET, CHROMIUM, CHROMIUM_ARGS, RunningApp, _free_port
+from tests.ui.conftest import (
+    ARTIFACTS,
+    BROWSER_SECRET,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    KEEPALIVE_S,
+    RunningApp,
+    _free_port,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -136,7 +145,9 @@ def shared_app(ui_app: RunningApp, tmp_path_factory: pytest.TempPathFactory) -> 
     data = tmp_path_factory.mktemp("shared") / "data"
     settings = ui_app.service.settings.model_copy(update={"data_dir": data, "arena_votes_per_minute": SHARED_LIMIT})
     history = SqliteHistory.open(data)
-    service = GenerationService(settings, transport=ui_app.service.transport, history=history)
+    # Its own transport: a connection pool belongs to one event loop, and this page runs on its own.
+    transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(keepalive_expiry=KEEPALIVE_S))
+    service = GenerationService(settings, transport=transport, history=history)
     page = build_page(service, share=True, environ={"PLAYGROUND_BROWSER_SECRET": BROWSER_SECRET})
     _, url, _ = launch(page, server_name="127.0.0.1", server_port=_free_port(), quiet=True)
     try:
