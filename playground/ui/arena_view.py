@@ -125,7 +125,8 @@ recorded as one pairwise win over each other image (N-1 votes; nothing is record
 stays finite); a tie and "both bad" count half a win for each side (not Davidson's tie model). Shown on the
 Elo scale around 1000 (the mean of the established targets), with {LEVEL:.0%} bootstrap intervals from 1,000
 resamples of the votes. **Rank** as LMArena ranks: 1 + the number of targets whose interval lies wholly above
-this one (its lower bound above this one's upper bound); equal ranks are ordered by rating. Targets with fewer
-than {MIN_VOTES} votes are *provisional* and get no rank. Latency (median of successful jobs), success rate and
+this one (its lower bound above this one's upper bound); equal ranks are ordered by rating; targets never
+compared, even through others, are not ranked against each other. Targets with fewer than {MIN_VOTES} votes
+are *provisional* and get no rank. Latency (median of successful jobs), success rate and
 price come from the whole history of that host and model.
 """
