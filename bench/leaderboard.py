@@ -40,13 +40,16 @@ def main() -> None:
     args = parser.parse_args()
     duels = synthetic(args.votes, args.targets, seed=0)
     rate(duels, rounds=10)  # warm up imports and caches
-    times = []
+    times, cpu = [], []
     for _ in range(args.repeat):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         rows = rate(duels, rounds=args.rounds)
         times.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
     print(f"{args.votes} votes over {args.targets} targets, {args.rounds} bootstrap rounds, {args.repeat} fits")
     print(f"fit time: median {statistics.median(times):.3f} s, min {min(times):.3f} s, max {max(times):.3f} s")
+    # CPU time of this process (all its threads): what the fit costs, whatever else the machine is running
+    print(f"CPU time: median {statistics.median(cpu):.3f} s")
     widths = [row.upper - row.lower for row in rows]
     print(f"95 % interval width: median {statistics.median(widths):.1f} Elo points; top: {rows[0].target}")
 

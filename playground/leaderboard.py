@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize
 from scipy.sparse.csgraph import connected_components
-from scipy.special import expit, log_expit
+from scipy.special import log_expit
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -160,10 +160,11 @@ def fit(points: Floats, ridge: float = RIDGE, *, start: Floats | None = None) ->
     """
     batch, n, _ = points.shape
     x0 = np.zeros(batch * n) if start is None else np.broadcast_to(start, (batch, n)).ravel()
+    played = points + points.transpose(0, 2, 1)  # games between i and j, the same at every step
     found = minimize(
         _objective,
         x0,
-        args=(points, ridge),
+        args=(points, played, ridge),
         jac=True,
         method="L-BFGS-B",
         options={"maxiter": 1000, "gtol": 1e-6, "ftol": 1e-15},
@@ -175,14 +176,14 @@ def fit(points: Floats, ridge: float = RIDGE, *, start: Floats | None = None) ->
     return np.asarray(found.x, dtype=np.float64).reshape(batch, n)
 
 
-def _objective(x: Floats, points: Floats, ridge: float) -> tuple[float, Floats]:
+def _objective(x: Floats, points: Floats, played: Floats, ridge: float) -> tuple[float, Floats]:
     """Negative penalised log-likelihood of the batch, and its gradient."""
     batch, n, _ = points.shape
     strength = x.reshape(batch, n)
     gap = strength[:, :, None] - strength[:, None, :]
-    played = points + points.transpose(0, 2, 1)
-    value = -(points * log_expit(gap)).sum() + 0.5 * ridge * (strength * strength).sum()
-    gradient = -(points - played * expit(gap)).sum(axis=2) + ridge * strength
+    log_p = log_expit(gap)  # log P(i beats j); P itself is exp of it, one transcendental fewer
+    value = -(points * log_p).sum() + 0.5 * ridge * (strength * strength).sum()
+    gradient = -(points - played * np.exp(log_p)).sum(axis=2) + ridge * strength
     return float(value), gradient.ravel()
 
 
