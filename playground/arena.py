@@ -144,8 +144,12 @@ class Arena:
         if game.void_reason is not None:
             return
         paths = [Path(side.event.result.path) for side in game.sides if side.event and side.event.result]
-        originals = [await asyncio.to_thread(path.read_bytes) for path in paths]
-        copies = await asyncio.to_thread(blind_copies, originals)
+        try:
+            originals = [await asyncio.to_thread(path.read_bytes) for path in paths]
+            copies = await asyncio.to_thread(blind_copies, originals)
+        except (OSError, ValueError) as exc:  # a kept file gone or unreadable (PIL's errors are OSErrors)
+            game.problem = f"The images could not be prepared for a blind comparison ({exc})."
+            return
         pairs = [(i, j) for i in range(len(paths)) for j in range(i + 1, len(paths))]
         game.identical = frozenset((i, j) for i, j in pairs if originals[i] == originals[j] or copies[i] == copies[j])
         for side, copy in zip(game.sides, copies, strict=True):

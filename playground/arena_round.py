@@ -94,6 +94,7 @@ class Round:
     identical: frozenset[tuple[int, int]] = frozenset()  # side index pairs with byte-identical images
     choice: str | None = None
     opened_at: datetime | None = None
+    problem: str | None = None  # why the images could not be shown, though every side made one
 
     @property
     def run_id(self) -> str:
@@ -112,6 +113,7 @@ class Round:
     def void_reason(self) -> str | None:
         """Why no vote can be cast (a side failed), as a sentence; None when the round can be voted on."""
         failed = [f"Side {s.letter} failed: {s.failure.rstrip('.')}." for s in self.sides if s.failure]
+        failed += [self.problem] if self.problem else []
         return " ".join([*failed, "No vote for this round."]) if failed else None
 
     @property

@@ -186,6 +186,17 @@ async def test_a_failed_side_means_no_vote_and_says_why(arena, store, sandbox):
     assert await store.list_votes() == [] and await store.get_run(game.run_id) is not None
 
 
+async def test_a_result_file_that_cannot_be_read_makes_the_round_void_not_a_crash(arena, monkeypatch):
+    def unreadable(originals):
+        raise OSError("cannot identify image file")
+
+    monkeypatch.setattr("playground.arena.blind_copies", unreadable)
+    game = await play(arena, GenerationRequest(prompt="a fox"))
+    assert game.void_reason == (
+        "The images could not be prepared for a blind comparison (cannot identify image file). No vote for this round."
+    )
+
+
 async def test_a_newer_round_replaces_the_visitors_open_one(arena):
     first = await play(arena, GenerationRequest(prompt="one"))
     await play(arena, GenerationRequest(prompt="two"))
@@ -288,8 +299,9 @@ async def test_the_board_finds_a_planted_difference_between_hosts(arena_service,
 def test_the_arena_and_its_board_do_not_load_gradio():
     from tests.test_architecture import loads_gradio
 
-    assert not loads_gradio("playground.arena", "playground.standings", "playground.leaderboard_cli")
-    assert not loads_gradio("playground.ui.arena_view")
+    assert not loads_gradio(
+        "playground.arena", "playground.standings", "playground.leaderboard_cli", "playground.ui.arena_view"
+    )
 
 
 def test_the_vote_limit_is_a_whole_number_in_settings():
@@ -297,3 +309,10 @@ def test_the_vote_limit_is_a_whole_number_in_settings():
     assert Settings.from_env({"PLAYGROUND_ARENA_VOTES_PER_MINUTE": "3"}).arena_votes_per_minute == 3
     with pytest.raises(ConfigError, match="PLAYGROUND_ARENA_VOTES_PER_MINUTE is 'lots'; it must be a whole number"):
         Settings.from_env({"PLAYGROUND_ARENA_VOTES_PER_MINUTE": "lots"})
+
+
+async def test_a_round_of_one_or_five_images_is_refused_before_anything_is_sent(arena, sandbox):
+    for count in (1, 5):
+        with pytest.raises(InvalidInputError, match=f"A round shows 2 to 4 images, not {count}"):
+            arena.pick(GenerationRequest(prompt="x"), count=count)
+    assert sandbox.state.count() == 0

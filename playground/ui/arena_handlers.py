@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from playground.arena import Arena
+from playground.arena import PAIRINGS, Arena, Pairing
 from playground.arena_round import LETTERS, PAIR_CHOICES, Round
 from playground.errors import InvalidInputError, PlaygroundError, VoteRefusedError
 from playground.images import load_input_image
@@ -67,9 +67,9 @@ class ArenaHandlers:
                 raise InvalidInputError(NO_OWNER)
             plan = self.arena.pick(
                 _request(named),
-                pairing=named["pairing"] or "same-model",
+                pairing=_pairing(named),
                 model=named["model"] or None,
-                count=int(named["count"] or 2),
+                count=_count(named),
                 keys=forms.visitor_keys(named["keys"], self.handlers.specs),
                 server_keys=self.handlers.options.server_keys,
             )
@@ -78,15 +78,13 @@ class ArenaHandlers:
             return
         total = len(plan.jobs)
         yield _frame(status=making_text(None, total), view="", reveal="", round=None, **_buttons(total, active=False))
-        async for game in self.arena.play(plan, owner=owner):
-            if not self.arena.is_open(game.round_id):
-                return  # the visitor started another round (in another tab, say): this one shows nothing more
-            if game.void_reason is not None and game.ready == total:
-                yield _frame(status=refused_text(game.void_reason), reveal=reveal_markdown(game), start=_next())
-            elif game.shown:
-                yield _frame(status=shown_text(game), view=round_html(game), round=game.round_id, **_active(game))
-            else:
-                yield _frame(status=making_text(game, total))
+        try:
+            async for game in self.arena.play(plan, owner=owner):
+                if not self.arena.is_open(game.round_id):
+                    return  # the visitor started another round (in another tab, say): this one shows nothing more
+                yield _progress(game, total)
+        except PlaygroundError as exc:
+            yield _frame(status=refused_text(str(exc)), start=_next())
 
     def seen(self, round_id: str | None, owner: object, event: gr.EventData) -> Any:
         """The browser says every image of the round has loaded (the HTML's 'seen' event)."""
@@ -171,6 +169,29 @@ class ArenaHandlers:
             return Response(found, media_type="image/png", headers=headers)
 
         return [Route(IMAGE_PATH + "{token}", image, methods=["GET"])]
+
+
+def _progress(game: Round, total: int) -> Frame:
+    """A round as it goes: images being made, then shown blind, or void with the reason and the hosts."""
+    if game.void_reason is not None and game.ready == total:
+        return _frame(status=refused_text(game.void_reason), reveal=reveal_markdown(game), start=_next())
+    if game.shown:
+        return _frame(status=shown_text(game), view=round_html(game), round=game.round_id, **_active(game))
+    return _frame(status=making_text(game, total))
+
+
+def _pairing(named: dict[str, Any]) -> Pairing:
+    pairing: Pairing = named["pairing"] or "same-model"
+    if pairing not in PAIRINGS:
+        raise InvalidInputError(f"Compare {pairing!r} is not one of {', '.join(PAIRINGS)}.")
+    return pairing
+
+
+def _count(named: dict[str, Any]) -> int:
+    try:
+        return int(named["count"] or 2)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"Images per round must be 2, 3 or 4, not {str(named['count'])[:20]!r}.") from None
 
 
 def _owner(value: object) -> str:

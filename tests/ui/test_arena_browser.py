@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import httpx
@@ -19,6 +19,7 @@ from playground.blind import png_chunks
 from playground.history import SqliteHistory
 from playground.providers import REGISTRY
 from playground.service import GenerationService
+from playground.settings import Settings
 from tests.ui.conftest import (
     ARTIFACTS,
     BROWSER_SECRET,
@@ -36,7 +37,6 @@ LABELS = [spec.label for spec in REGISTRY.values()]
 NAME_WORDS = re.compile(r"\b(" + "|".join(re.escape(name) for name in REGISTRY) + r")\b", re.IGNORECASE)
 IMAGE_URL = re.compile(r"/arena/image/[A-Za-z0-9_-]{20,}")
 SHARED_LIMIT = 1
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_a_blind_round_a_vote_that_reveals_the_hosts_a_refused_second_vote_and_t
 
     # The board in the tab and `leaderboard --json` on the same database show the same numbers.
     shown = [row for row in board_cells(web_page) if row[1]]  # a model's heading line names no target
-    assert_same_numbers(shown, leaderboard_json(ui_app.service.settings.data_dir))
+    assert_same_numbers(shown, leaderboard_json(ui_app.service.settings))
     web_page.screenshot(path=ARTIFACTS / "screenshot-arena-board.png", full_page=True)
 
 
@@ -184,12 +184,21 @@ def board_cells(page: Page) -> list[list[str]]:
     return [row for row in cells if row]  # the header row has column headers, not cells
 
 
-def leaderboard_json(data_dir: Path) -> list[dict]:
-    """``python -m playground leaderboard --json --same-model`` on this data dir, as a separate process."""
-    env = {**os.environ, "PLAYGROUND_DATA_DIR": str(data_dir)}
-    command = [sys.executable, "-m", "playground", "leaderboard", "--json", "--same-model"]
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=60)
-    return json.loads(done.stdout)
+def leaderboard_json(settings: Settings) -> list[dict]:
+    """What ``python -m playground leaderboard --json --same-model`` prints for these settings' data dir.
+
+    Run on a thread of its own: the CLI runs its own event loop, and sync Playwright holds this thread's.
+    """
+    from playground.cli import main
+
+    def run() -> str:
+        out = io.StringIO()
+        with redirect_stdout(out):
+            assert main(["leaderboard", "--json", "--same-model"], settings=settings) == 0
+        return out.getvalue()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return json.loads(pool.submit(run).result(timeout=60))
 
 
 def assert_same_numbers(shown: list[list[str]], rows: list[dict]) -> None:
