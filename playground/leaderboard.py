@@ -159,12 +159,18 @@ def fit(points: Floats, ridge: float = RIDGE, *, start: Floats | None = None) ->
     One L-BFGS-B call for the whole batch. RuntimeError if the optimiser stops with a gradient still large.
     """
     batch, n, _ = points.shape
+    first, second = np.triu_indices(n, k=1)
+    met = (points[:, first, second] + points[:, second, first]).any(axis=0)  # only pairs that ever met count
+    first, second = first[met], second[met]
+    incidence = np.zeros((len(first), n))  # pair -> +1 for its first target, -1 for its second
+    incidence[np.arange(len(first)), first] = 1.0
+    incidence[np.arange(len(first)), second] = -1.0
+    scored = (points[:, first, second], points[:, second, first])
     x0 = np.zeros(batch * n) if start is None else np.broadcast_to(start, (batch, n)).ravel()
-    played = points + points.transpose(0, 2, 1)  # games between i and j, the same at every step
     found = minimize(
         _objective,
         x0,
-        args=(points, played, ridge),
+        args=(scored, incidence, ridge),
         jac=True,
         method="L-BFGS-B",
         options={"maxiter": 1000, "gtol": 1e-6, "ftol": 1e-15},
@@ -176,15 +182,18 @@ def fit(points: Floats, ridge: float = RIDGE, *, start: Floats | None = None) ->
     return np.asarray(found.x, dtype=np.float64).reshape(batch, n)
 
 
-def _objective(x: Floats, points: Floats, played: Floats, ridge: float) -> tuple[float, Floats]:
-    """Negative penalised log-likelihood of the batch, and its gradient."""
-    batch, n, _ = points.shape
-    strength = x.reshape(batch, n)
-    gap = strength[:, :, None] - strength[:, None, :]
-    log_p = log_expit(gap)  # log P(i beats j); P itself is exp of it, one transcendental fewer
-    value = -(points * log_p).sum() + 0.5 * ridge * (strength * strength).sum()
-    gradient = -(points - played * np.exp(log_p)).sum(axis=2) + ridge * strength
-    return float(value), gradient.ravel()
+def _objective(x: Floats, scored: tuple[Floats, Floats], incidence: Floats, ridge: float) -> tuple[float, Floats]:
+    """Negative penalised log-likelihood of the batch, and its gradient, over the pairs that met.
+
+    ``scored``: (B, pairs) points of each pair's first target against its second, and the reverse.
+    """
+    ahead, behind = scored
+    strength = x.reshape(ahead.shape[0], incidence.shape[1])
+    gap = strength @ incidence.T  # strength of the pair's first target minus its second's
+    log_p, log_q = log_expit(gap), log_expit(-gap)
+    value = -(ahead * log_p + behind * log_q).sum() + 0.5 * ridge * (strength * strength).sum()
+    slope = (ahead + behind) * np.exp(log_p) - ahead  # d value / d gap
+    return float(value), (slope @ incidence + ridge * strength).ravel()
 
 
 def _aggregate(duels: list[Duel], index: dict[str, int]) -> _Cells:
