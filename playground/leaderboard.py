@@ -110,7 +110,7 @@ def rate(
     level: float = LEVEL,
     min_votes: int = MIN_VOTES,
 ) -> list[Rating]:
-    """Every target's rating, interval and rank, best first within each connected group.
+    """Every target's rating, interval and rank: ranked ones first by rank then rating, then provisional ones.
 
     ``seed`` fixes the bootstrap, so the same votes always give the same numbers.
     """
@@ -150,7 +150,7 @@ def rate(
         )
         for k in range(len(names))
     ]
-    return sorted(rows, key=lambda r: (r.group, r.rank is None, r.rank or 0, -r.rating))
+    return sorted(rows, key=lambda r: (r.rank is None, r.rank or 0, -r.rating))
 
 
 def fit(points: Floats, ridge: float = RIDGE, *, start: Floats | None = None) -> Floats:
