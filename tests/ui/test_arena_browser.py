@@ -11,23 +11,17 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import redirect_stdout
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
 
 from playground.blind import png_chunks
-from playground.history import SqliteHistory
 from playground.providers import REGISTRY
-from playground.service import GenerationService
 from playground.settings import Settings
 from tests.ui.conftest import (
     ARTIFACTS,
-    BROWSER_SECRET,
     CHROMIUM,
     CHROMIUM_ARGS,
-    KEEPALIVE_S,
     RunningApp,
-    _free_port,
 )
 
 pytestmark = pytest.mark.browser
@@ -121,52 +115,40 @@ def test_a_blind_round_a_vote_that_reveals_the_hosts_a_refused_second_vote_and_t
     web_page.screenshot(path=ARTIFACTS / "screenshot-arena-board.png", full_page=True)
 
 
-def test_a_round_whose_images_did_not_all_load_cannot_be_voted(web_page, ui_app):
+@pytest.fixture
+def shared_page(ui_app: RunningApp) -> Iterator[str]:
+    """The running page with a shared page's vote limit (build_page sets it when share=True): once a minute."""
+    arena = ui_app.page.arena.arena
+    before, arena.votes_per_minute = arena.votes_per_minute, SHARED_LIMIT
+    try:
+        yield ui_app.url
+    finally:
+        arena.votes_per_minute = before
+
+
+def test_two_visitors_of_a_shared_page_each_need_loaded_images_have_their_own_limit_and_one_vote(contexts, shared_page):
+    first, second = (context.new_page() for context in contexts)
     served: list[str] = []
 
     def only_the_first(route: Route) -> None:
         served.append(route.request.url)
         route.continue_() if len(served) == 1 else route.abort()
 
-    web_page.route("**/arena/image/*", only_the_first)
-    open_arena(web_page, ui_app.url)
-    start_round(web_page, "a red fox in the snow", seen=False)
-    expect(web_page.locator("#arena-status")).to_contain_text("Look at both images", timeout=WAIT_MS)
-    web_page.wait_for_function("() => document.querySelectorAll('#arena-round img').length == 2")
-    assert vote(web_page, "A").startswith("✘ Every image must finish loading")
-    expect(web_page.locator("#arena-reveal")).to_have_text("")
+    first.route("**/arena/image/*", only_the_first)  # the second image never arrives in this browser
+    open_arena(first, shared_page)
+    open_arena(second, shared_page)
+    start_round(first, "a red fox in the snow", seen=False)
+    expect(first.locator("#arena-status")).to_contain_text("Look at both images", timeout=WAIT_MS)
+    assert vote(first, "A").startswith("✘ Every image must finish loading")
+    expect(first.locator("#arena-reveal")).to_have_text("")  # a refused vote reveals nothing
+    first.unroute("**/arena/image/*")
 
-
-@pytest.fixture(scope="module")
-def shared_app(ui_app: RunningApp, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A second page on the same sandbox, launched as a shared page: each visitor may vote once a minute."""
-    from playground.ui.runtime import build_page, launch
-
-    data = tmp_path_factory.mktemp("shared") / "data"
-    settings = ui_app.service.settings.model_copy(update={"data_dir": data, "arena_votes_per_minute": SHARED_LIMIT})
-    history = SqliteHistory.open(data)
-    # Its own transport: a connection pool belongs to one event loop, and this page runs on its own.
-    transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(keepalive_expiry=KEEPALIVE_S))
-    service = GenerationService(settings, transport=transport, history=history)
-    page = build_page(service, share=True, environ={"PLAYGROUND_BROWSER_SECRET": BROWSER_SECRET})
-    _, url, _ = launch(page, server_name="127.0.0.1", server_port=_free_port(), quiet=True)
-    try:
-        yield url
-    finally:
-        page.demo.close()
-        history.close()
-
-
-def test_on_a_shared_page_each_visitor_has_their_own_vote_limit_and_one_vote_per_round(contexts, shared_app):
-    first, second = (context.new_page() for context in contexts)
-    open_arena(first, shared_app)
-    open_arena(second, shared_app)
     for n in range(SHARED_LIMIT):
         start_round(first, f"a windmill, take {n}")
         assert vote(first, "B").startswith("✔ Vote recorded")
     start_round(first, "a windmill, one too many")
     assert vote(first, "A").startswith(f"✘ You voted on {SHARED_LIMIT} rounds in the last minute")
-    expect(first.locator("#arena-reveal")).to_have_text("")  # a refused vote reveals nothing
+    expect(first.locator("#arena-reveal")).to_have_text("")
 
     start_round(second, "a windmill, another visitor")  # the first visitor's limit is not the second's
     assert vote(second, "tie").startswith("✔ Vote recorded: a tie")
