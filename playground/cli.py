@@ -18,6 +18,7 @@ from playground.history import History, open_store
 from playground.history_cli import add_history_commands, run_history_command
 from playground.hosting import InputHost
 from playground.images import load_input_image
+from playground.leaderboard_cli import add_leaderboard_command, run_leaderboard_command
 from playground.models import MODELS, Events, GenerationRequest, JobEvent, JobRef
 from playground.providers import REGISTRY, get_spec
 from playground.redact import Secrets, install_log_redaction
@@ -71,6 +72,7 @@ def parser() -> argparse.ArgumentParser:
     box.add_argument("--ready-made", action="store_true", help="serve one small image instead of drawing (benchmarks)")
     add_history_commands(sub)
     add_stats_command(sub)
+    add_leaderboard_command(sub)
     return root
 
 
@@ -106,6 +108,8 @@ def main(argv: Sequence[str] | None = None, *, settings: Settings | None = None)
             return asyncio.run(run_history_command(args, settings))
         if args.command == "stats":
             return asyncio.run(run_stats_command(args, settings))
+        if args.command == "leaderboard":
+            return asyncio.run(run_leaderboard_command(args, settings))
         if args.command == "sandbox":
             return serve_sandbox(args.port, ready_made=args.ready_made)
         return asyncio.run(_jobs(args, settings))

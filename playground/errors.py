@@ -22,6 +22,8 @@
     + ResultImageError              the result could not be downloaded or is not an image
   x WebhookError                  an incoming callback is forged, stale, replayed or unreadable
   x StoreError                    the history store is locked, corrupt or unusable; says which file and what to do
+  x VoteRefusedError              an arena vote that cannot count (round not seen, gone, not yours, too many votes)
+    + DuplicateVoteError            this visitor already voted on this round; nothing more was kept
 
 ``str(error)`` is one sentence a person can act on. ``code`` is a short machine word
 (the provider's own code when it gave one).
@@ -171,6 +173,24 @@ class WebhookError(PlaygroundError):
     """A callback delivery that must not be trusted: bad signature, stale timestamp, unreadable body."""
 
     default_code = "webhook_rejected"
+
+
+class VoteRefusedError(PlaygroundError):
+    """An arena vote that is not counted; nothing was kept."""
+
+    default_code = "vote_refused"
+
+
+ALREADY_VOTED = "You already voted on this round; only your first vote counts. Start the next round."
+
+
+class DuplicateVoteError(VoteRefusedError):
+    """The visitor already voted on this round."""
+
+    default_code = "already_voted"
+
+    def __init__(self, message: str = ALREADY_VOTED) -> None:
+        super().__init__(message)
 
 
 _STATUS_ERRORS: dict[int, type[ProviderHTTPError]] = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -24,7 +25,7 @@ from pydantic import SecretStr
 from playground.addresses import local_address
 from playground.capabilities import check_request, match_input_ratio, needs_hosting
 from playground.errors import ConfigError, InvalidInputError, PlaygroundError, StoreError, WebhookError
-from playground.history import History, RunRecord
+from playground.history import History, RunRecord, RunRecorder
 from playground.hosting import InputHost
 from playground.http import HttpClient, Sleep, build_client
 from playground.inbox import Inbox
@@ -285,20 +286,23 @@ class GenerationService:
         timeout_s: float | None = None,
         out_dir: Path | None = None,
         owner: str | None = None,
+        history: RunRecorder | None = None,
     ) -> Events:
         """Run the plan's accepted jobs in parallel; yield each job's events as they happen.
 
         Refused targets are the caller's to show: nothing is sent for them. ``owner`` (an opaque browser id)
-        is kept with the run in history.
+        is kept with the run in history. ``history`` keeps this run instead of the service's own store (the
+        arena holds a blind round back until its vote).
         """
         if not plan.jobs:
             return
-        run = self._new_run(uuid.uuid4().hex[:12], timeout_s, out_dir)
+        store: RunRecorder | None = history or self.history
+        run = self._new_run(uuid.uuid4().hex[:12], timeout_s, out_dir, store=history)
         await self.polling.prepare(plan.targets)
         with self.secrets.lent(plan.keys):  # a provider may echo the visitor's key: redacted while the run lasts
-            if self.history is not None:  # a store that cannot keep the run refuses it (StoreError): nothing sent
+            if store is not None:  # a store that cannot keep the run refuses it (StoreError): nothing sent
                 kind = "edit" if plan.request.is_edit else "generate"
-                await self.history.start_run(run.run_id, plan.request, plan.targets, kind=kind, owner=owner)
+                await store.start_run(run.run_id, plan.request, plan.targets, kind=kind, owner=owner)
             async with contextlib.aclosing(run.stream([run.job(job) for job in plan.jobs])) as events:
                 async for event in events:  # closing this stream (Stop) stops the jobs at once, as 'stopped'
                     yield event
@@ -354,13 +358,15 @@ class GenerationService:
         """Seconds since the job was first submitted (0 when unknown): a resumed latency counts from there."""
         return max(0.0, (self.now() - ref.submitted_at).total_seconds()) if ref.submitted_at else 0.0
 
-    def _new_run(self, run_id: str, timeout_s: float | None, out_dir: Path | None) -> Run:
+    def _new_run(
+        self, run_id: str, timeout_s: float | None, out_dir: Path | None, *, store: RunRecorder | None = None
+    ) -> Run:
         context = RunContext(
             client=self.client,
             clock=self.clock,
             sleep=self.sleep,
             inbox=self.inbox,
-            record=self.keep,
+            record=self.keep if store is None else functools.partial(self.keep, store=store),
             hosting=self.hosted,
             schedule=self.polling.schedule,
             price=self.price,
@@ -410,13 +416,15 @@ class GenerationService:
         (a stand-in, the sandbox) or PLAYGROUND_ALLOW_PRIVATE_URLS=1. No key goes with it either way."""
         return self.client if self.settings.allow_private_urls or self.is_local(spec) else self.public_client
 
-    async def keep(self, event: JobEvent) -> None:
-        """Learn from the event (polling) and record it in history; a history failure is logged, never fatal."""
+    async def keep(self, event: JobEvent, *, store: RunRecorder | None = None) -> None:
+        """Learn from the event (polling) and record it in history (``store``, else the service's); a history
+        failure is logged, never fatal to the job."""
         self.polling.learn(event)
-        if self.history is None:
+        keeper: RunRecorder | None = store or self.history
+        if keeper is None:
             return
         try:
-            await self.history.record(event)
+            await keeper.record(event)
         except StoreError as exc:
             log.warning("%s (%s event of %s)", exc, event.state, event.key)
         except Exception:

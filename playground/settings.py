@@ -49,6 +49,7 @@ class Settings(BaseModel):
     storage_url: str | None = None  # s3://bucket/prefix : where results are kept (else out_dir)
     lease_s: float = 30.0  # with replicas: a job whose owner stops renewing is taken over this long after
     webhook_max_bytes: int = DEFAULT_WEBHOOK_MAX_BYTES
+    arena_votes_per_minute: int = 10  # per visitor, on a shared page; 0: no limit
 
     def secret(self, name: str) -> SecretStr | None:
         """The secret named ``name``, or None when unset or blank."""
@@ -83,7 +84,8 @@ class Settings(BaseModel):
             database_url=_database_url(env),
             storage_url=_storage_url(env),
             lease_s=_number(env, "PLAYGROUND_LEASE_S", 30.0) or 30.0,
-            webhook_max_bytes=_count(env, "PLAYGROUND_WEBHOOK_MAX_BYTES", DEFAULT_WEBHOOK_MAX_BYTES),
+            webhook_max_bytes=_count(env, "PLAYGROUND_WEBHOOK_MAX_BYTES", DEFAULT_WEBHOOK_MAX_BYTES, minimum=1),
+            arena_votes_per_minute=_count(env, "PLAYGROUND_ARENA_VOTES_PER_MINUTE", 10),
         )
 
 
@@ -150,12 +152,12 @@ def _number(env: Mapping[str, str], name: str, default: float | None) -> float |
     return value
 
 
-def _count(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None:
+def _count(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = (env.get(name) or "").strip()
+    if not raw:
         return default
-    if not raw.isdigit() or int(raw) <= 0:
-        raise ConfigError(f"{name} must be a whole number of bytes above 0, not {raw!r}.")
+    if not raw.isdigit() or int(raw) < minimum:
+        raise ConfigError(f"{name} is {raw!r}; it must be a whole number, {minimum} or more.")
     return int(raw)
 
 

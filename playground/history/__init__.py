@@ -12,10 +12,37 @@ from pathlib import Path
 from typing import Protocol
 
 from playground.history.postgres import PostgresHistory
-from playground.history.records import OUTCOMES, JobRecord, Outcome, RunRecord, RunSummary, StateChange
+from playground.history.records import (
+    OUTCOMES,
+    JobFact,
+    JobRecord,
+    Outcome,
+    RunRecord,
+    RunSummary,
+    StateChange,
+    Vote,
+    VoteMode,
+    VoteOutcome,
+)
 from playground.history.sqlite import DB_NAME, INPUTS_DIR, SqliteHistory
 from playground.models import GenerationRequest, JobEvent, JobResult
 from playground.settings import Settings
+
+
+class RunRecorder(Protocol):
+    """What a run writes as it goes: its start, then each job event. Every History is one."""
+
+    async def start_run(
+        self,
+        run_id: str,
+        request: GenerationRequest,
+        targets: Sequence[tuple[str, str]],
+        *,
+        kind: str = "generate",
+        owner: str | None = None,
+    ) -> None: ...
+
+    async def record(self, event: JobEvent) -> None: ...
 
 
 class History(Protocol):
@@ -84,6 +111,26 @@ class History(Protocol):
         """The run's request, rebuilt for a re-run (KeyError when none is stored)."""
         ...
 
+    async def record_votes(self, votes: Sequence[Vote]) -> None:
+        """Keep one arena round's votes, all or none.
+
+        Raises DuplicateVoteError (nothing kept) when the owner already voted on that round: a store enforces
+        one vote per (round_id, owner, pair) itself, so the rule holds across processes.
+        """
+        ...
+
+    async def list_votes(self, *, mode: str | None = None, owner: str | None = None) -> list[Vote]:
+        """Votes in the order they were cast; ``mode`` ("t2i" or "edit") and ``owner`` narrow them."""
+        ...
+
+    async def count_voted_rounds(self, owner: str, since: datetime) -> int:
+        """How many distinct rounds ``owner`` voted on at or after ``since``."""
+        ...
+
+    async def job_facts(self, *, kind: str | None = None) -> list[JobFact]:
+        """Every job's provider, model, state, latency and cost; ``kind`` ("generate", "edit") narrows to runs."""
+        ...
+
     async def aclose(self) -> None:
         """Release the store."""
         ...
@@ -107,12 +154,17 @@ __all__ = [
     "OUTCOMES",
     "History",
     "PostgresHistory",
+    "JobFact",
     "JobRecord",
     "Outcome",
     "RunRecord",
+    "RunRecorder",
     "RunSummary",
     "SqliteHistory",
     "StateChange",
+    "Vote",
+    "VoteMode",
+    "VoteOutcome",
     "open_history",
     "open_store",
 ]

@@ -25,12 +25,12 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from playground.errors import InvalidInputError, StoreError
+from playground.errors import DuplicateVoteError, InvalidInputError, StoreError
 from playground.history import queries
 from playground.history.postgres_inputs import input_bytes, local_input, request_data
 from playground.history.postgres_schema import UPSERT_JOB_SQL, migrate
 from playground.history.queries import TERMINAL_SQL
-from playground.history.records import JobRecord, RunRecord, RunSummary, StateChange
+from playground.history.records import JobFact, JobRecord, RunRecord, RunSummary, StateChange, Vote
 from playground.models import GenerationRequest, InputImage, JobEvent, JobResult, WireRequest
 
 LEASE_S = 30.0  # a replica that stops renewing loses its jobs this long after its last word
@@ -47,6 +47,16 @@ JOB_COLUMNS = """j.id, j.run_id, j.provider, j.model, j.task_id, j.state, j.crea
     j.cost_usd, j.cost_source, j.error, j.error_code, j.error_kind, j.result_url, j.result_path, j.sent_json,
     j.notes_json, j.urls_json, j.result_json"""
 FINISHED_SQL = FINISHED_SQL.format(columns=JOB_COLUMNS)
+
+
+VOTE_COLUMNS = tuple(Vote.model_fields)
+INSERT_VOTE_SQL = f"""INSERT INTO votes ({", ".join(VOTE_COLUMNS)})
+    VALUES ({", ".join(f"%({c})s" for c in VOTE_COLUMNS)})"""
+VOTES_SQL = f"""SELECT {", ".join(VOTE_COLUMNS)} FROM votes
+    WHERE (%(mode)s::text IS NULL OR mode = %(mode)s::text) AND (%(owner)s::text IS NULL OR owner = %(owner)s::text)
+    ORDER BY id"""
+JOB_FACTS_SQL = """SELECT j.provider, j.model, j.state, j.latency_s, j.cost_usd FROM jobs j
+    JOIN runs r ON r.run_id = j.run_id WHERE (%(kind)s::text IS NULL OR r.kind = %(kind)s::text) ORDER BY j.id"""
 
 
 def _now() -> datetime:
@@ -310,6 +320,35 @@ class PostgresHistory:
                 raise InvalidInputError(f"The input image of run {run_id} ({path}) is no longer in the history.")
             data["image"] = InputImage(content=content, **image)
         return GenerationRequest.model_validate(data)
+
+    # --- arena votes ---------------------------------------------------------------------------------
+
+    async def record_votes(self, votes: Sequence[Vote]) -> None:
+        """Keep one round's votes, all or none; DuplicateVoteError if this owner already voted on the round."""
+        try:
+            async with self.transaction() as db:
+                async with db.cursor() as cursor:
+                    await cursor.executemany(INSERT_VOTE_SQL, [vote.model_dump() for vote in votes])
+        except StoreError as exc:
+            if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
+                raise DuplicateVoteError() from None
+            raise
+
+    async def list_votes(self, *, mode: str | None = None, owner: str | None = None) -> list[Vote]:
+        """Votes in the order they were cast, optionally of one mode ("t2i", "edit") or one owner."""
+        rows = await self.fetch(VOTES_SQL, {"mode": mode, "owner": owner})
+        return [Vote(**row) for row in rows]
+
+    async def count_voted_rounds(self, owner: str, since: datetime) -> int:
+        """How many rounds ``owner`` voted on at or after ``since`` (for the arena's rate limit)."""
+        rows = await self.fetch(
+            "SELECT COUNT(DISTINCT round_id) AS n FROM votes WHERE owner = %s AND at >= %s", (owner, since)
+        )
+        return int(rows[0]["n"])
+
+    async def job_facts(self, *, kind: str | None = None) -> list[JobFact]:
+        """Every job's target, state, latency and cost, optionally of runs of one kind ("generate", "edit")."""
+        return [JobFact(**row) for row in await self.fetch(JOB_FACTS_SQL, {"kind": kind})]
 
     async def _jobs(self, db: psycopg.AsyncConnection[Any], where: str, params: Any) -> list[JobRecord]:
         jobs = await (

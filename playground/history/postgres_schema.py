@@ -77,6 +77,21 @@ def v4_measurements(db: psycopg.Connection) -> None:
     db.execute("CREATE INDEX jobs_by_target ON jobs (provider, model, state)")
 
 
+def v5_votes(db: psycopg.Connection) -> None:
+    """Arena votes, as SQLite's v6: one row per pairwise outcome; a visitor votes once per round."""
+    db.execute(
+        """CREATE TABLE votes (id BIGSERIAL PRIMARY KEY, round_id TEXT NOT NULL, pair INTEGER NOT NULL,
+        run_id TEXT NOT NULL, mode TEXT NOT NULL, prompt TEXT NOT NULL,
+        a_provider TEXT NOT NULL, a_model TEXT NOT NULL, a_task_id TEXT,
+        b_provider TEXT NOT NULL, b_model TEXT NOT NULL, b_task_id TEXT,
+        outcome TEXT NOT NULL, choice TEXT NOT NULL, identical BOOLEAN NOT NULL DEFAULT false,
+        shown INTEGER NOT NULL DEFAULT 2, owner TEXT NOT NULL, at TIMESTAMPTZ NOT NULL,
+        UNIQUE (round_id, owner, pair))"""
+    )
+    db.execute("CREATE INDEX votes_by_owner ON votes (owner, at)")
+    db.execute("CREATE INDEX votes_by_mode ON votes (mode, id)")
+
+
 # Version N is the database after MIGRATIONS[:N]. Append only; never edit a released step. A change of the
 # schema is a step here and one in sqlite_schema.MIGRATIONS (see playground/history/migrations.py).
 MIGRATIONS: tuple[Callable[[psycopg.Connection], None], ...] = (
@@ -84,6 +99,7 @@ MIGRATIONS: tuple[Callable[[psycopg.Connection], None], ...] = (
     v2_replicas,
     v3_prompt_search,
     v4_measurements,
+    v5_votes,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -90,3 +90,49 @@ class RunRecord(RunSummary):
     targets: tuple[tuple[str, str], ...]
     input_path: Path | None = None
     jobs: tuple[JobRecord, ...] = ()
+
+
+VoteOutcome = Literal["a", "b", "tie", "both_bad"]
+VoteMode = Literal["t2i", "edit"]
+
+
+class Vote(BaseModel):
+    """One pairwise outcome of an arena round, as kept: side ``a`` against side ``b``.
+
+    A two-image round gives one vote; an N-image pick gives N-1 votes, the pick (``a``) winning against each
+    other image (``pair`` numbers them). ``choice`` is what the visitor clicked ("A", "B", ..., "tie",
+    "both_bad"); ``outcome`` is what counts ("tie" when the images were byte-identical). Task ids are the
+    providers' job ids; (run_id, provider, model) is the job in this history.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    round_id: str
+    pair: int = 0
+    run_id: str
+    mode: VoteMode
+    prompt: str
+    a_provider: str
+    a_model: ModelId
+    a_task_id: str | None = None
+    b_provider: str
+    b_model: ModelId
+    b_task_id: str | None = None
+    outcome: VoteOutcome
+    choice: str
+    identical: bool = False
+    shown: int = 2
+    owner: str
+    at: datetime
+
+
+class JobFact(BaseModel):
+    """What the board needs of one past job: its target, how it ended, how long it took, what it cost."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    model: str
+    state: JobState
+    latency_s: float | None = None
+    cost_usd: float | None = None

@@ -25,10 +25,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from playground.errors import ConfigError, InvalidInputError
+from playground.errors import ConfigError, DuplicateVoteError, InvalidInputError
 from playground.history import queries
 from playground.history.queries import TERMINAL_SQL
-from playground.history.records import JobRecord, RunRecord, RunSummary, StateChange
+from playground.history.records import JobFact, JobRecord, RunRecord, RunSummary, StateChange, Vote
 from playground.history.sqlite_health import BUSY_TIMEOUT_MS, ensure_data_dir, store_error
 from playground.history.sqlite_schema import (
     DURATIONS_SQL,
@@ -37,6 +37,7 @@ from playground.history.sqlite_schema import (
     SCHEMA_VERSION,
     UPSERT_JOB_SQL,
 )
+from playground.history.sqlite_votes import count_rounds, insert_votes, select_job_facts, select_votes
 from playground.images import EXTENSIONS
 from playground.models import GenerationRequest, InputImage, JobEvent, JobResult, WireRequest
 
@@ -329,6 +330,35 @@ class SqliteHistory:
                 raise InvalidInputError(f"The input image of run {run_id} was kept at {copy}, which no longer exists.")
             data["image"] = InputImage(content=copy.read_bytes(), **image)
         return GenerationRequest.model_validate(data)
+
+    # --- arena votes (SQL in sqlite_votes.py) ----------------------------------------------------------
+
+    @in_worker
+    def record_votes(self, votes: Sequence[Vote]) -> None:
+        """Keep one round's votes, all or none; DuplicateVoteError if this owner already voted on the round."""
+        try:
+            with self._write() as db:
+                insert_votes(db, [(vote, _iso(vote.at)) for vote in votes])
+        except sqlite3.IntegrityError:
+            raise DuplicateVoteError() from None
+
+    @in_worker
+    def list_votes(self, *, mode: str | None = None, owner: str | None = None) -> list[Vote]:
+        """Votes in the order they were cast, optionally of one mode ("t2i", "edit") or one owner."""
+        with self._lock:
+            return select_votes(self._db, mode=mode, owner=owner)
+
+    @in_worker
+    def count_voted_rounds(self, owner: str, since: datetime) -> int:
+        """How many rounds ``owner`` voted on at or after ``since`` (for the arena's rate limit)."""
+        with self._lock:
+            return count_rounds(self._db, owner, _iso(since))
+
+    @in_worker
+    def job_facts(self, *, kind: str | None = None) -> list[JobFact]:
+        """Every job's target, state, latency and cost, optionally of runs of one kind ("generate", "edit")."""
+        with self._lock:
+            return select_job_facts(self._db, kind)
 
     def _runs(self, **filters: Any) -> list[RunSummary]:
         sql, params = queries.list_sql(queries.SQLITE, **filters)

@@ -65,6 +65,21 @@ def v5_measurements(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX jobs_by_target ON jobs (provider, model, state)")
 
 
+def v6_votes(db: sqlite3.Connection) -> None:
+    """Arena votes: one row per pairwise outcome; a visitor votes once per round (the UNIQUE key)."""
+    db.execute(VOTES_TABLE_SQL)
+    db.execute("CREATE INDEX votes_by_owner ON votes (owner, at)")
+    db.execute("CREATE INDEX votes_by_mode ON votes (mode, id)")
+
+
+# Plain SQL types only (TEXT, INTEGER, REAL), so another store can take the same table as it is.
+VOTES_TABLE_SQL = """CREATE TABLE votes (id INTEGER PRIMARY KEY, round_id TEXT NOT NULL, pair INTEGER NOT NULL,
+    run_id TEXT NOT NULL, mode TEXT NOT NULL, prompt TEXT NOT NULL,
+    a_provider TEXT NOT NULL, a_model TEXT NOT NULL, a_task_id TEXT,
+    b_provider TEXT NOT NULL, b_model TEXT NOT NULL, b_task_id TEXT,
+    outcome TEXT NOT NULL, choice TEXT NOT NULL, identical INTEGER NOT NULL DEFAULT 0,
+    shown INTEGER NOT NULL DEFAULT 2, owner TEXT NOT NULL, at TEXT NOT NULL, UNIQUE (round_id, owner, pair))"""
+
 # Version N is the file after MIGRATIONS[:N]. Append only; never edit a released step. A change of the schema
 # is a step here and one in postgres_schema.MIGRATIONS (see playground/history/migrations.py).
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
@@ -73,6 +88,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     v3_owner,
     v4_fast_list,
     v5_measurements,
+    v6_votes,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -97,3 +113,13 @@ DURATIONS_SQL = """SELECT result_json FROM jobs WHERE provider = ? AND model = ?
 FINISHED_JOBS_SQL = """SELECT j.* FROM jobs j JOIN runs r ON r.run_id = j.run_id
     WHERE j.state IN ('succeeded', 'failed', 'canceled') AND (:since IS NULL OR j.created_at >= :since)
       AND (:kind IS NULL OR r.kind = :kind) ORDER BY j.id"""
+
+VOTE_COLUMNS = (
+    "round_id", "pair", "run_id", "mode", "prompt", "a_provider", "a_model", "a_task_id",
+    "b_provider", "b_model", "b_task_id", "outcome", "choice", "identical", "shown", "owner", "at",
+)  # fmt: skip
+INSERT_VOTE_SQL = f"INSERT INTO votes ({', '.join(VOTE_COLUMNS)}) VALUES ({', '.join(':' + c for c in VOTE_COLUMNS)})"
+VOTES_SQL = f"""SELECT {", ".join(VOTE_COLUMNS)} FROM votes
+    WHERE (:mode IS NULL OR mode = :mode) AND (:owner IS NULL OR owner = :owner) ORDER BY id"""
+JOB_FACTS_SQL = """SELECT j.provider, j.model, j.state, j.latency_s, j.cost_usd
+    FROM jobs j JOIN runs r ON r.run_id = j.run_id WHERE (:kind IS NULL OR r.kind = :kind) ORDER BY j.id"""

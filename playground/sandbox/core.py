@@ -112,7 +112,8 @@ class SandboxState:
         self.callback_copies = 1
         self.signing_secrets: dict[str, str] = {}  # provider -> secret, overriding the module's default
         self.persist_dir = persist_dir
-        self.labels: dict[str, str] = {}  # provider -> label drawn on its images (set by the server)
+        self.labels: dict[str, str] = {}  # provider -> label kept in its images' metadata (set by the server)
+        self.bias: dict[str, float] = {}  # provider -> image quality bias in [-1, 1] (draw.grain_sd)
         self._renders: dict[str, asyncio.Task[None]] = {}
         self.callbacks_sent: list[tuple[str, str, int]] = []
         self.callback_sent_at: dict[str, float] = {}  # job id -> wall time its callback was sent
@@ -150,6 +151,20 @@ class SandboxState:
                 self.set_outcome(provider, what)  # type: ignore[arg-type]
             else:
                 self.inject(provider, stage, what, times)  # type: ignore[arg-type]
+
+    def set_bias(self, provider: str, bias: float) -> None:
+        """Make ``provider``'s later images worse (bias below 0, coarser grain) or better (above 0)."""
+        if not -1.0 <= bias <= 1.0:
+            raise ValueError(f"a sandbox bias is between -1 and 1, not {bias}")
+        self.bias[provider] = bias
+
+    def configure_bias(self, spec: str) -> None:
+        """Apply SANDBOX_BIAS, e.g. ``kie:-0.5,apixo:0.2``."""
+        for item in filter(None, (part.strip() for part in spec.split(","))):
+            match = re.fullmatch(r"(\w+):([-+]?\d*\.?\d+)", item)
+            if not match:
+                raise ValueError(f"SANDBOX_BIAS item {item!r} is not provider:number, like kie:-0.5")
+            self.set_bias(match.group(1), float(match.group(2)))
 
     def take_fault(self, provider: str, stage: Stage) -> HttpFault | None:
         with self._lock:
@@ -280,7 +295,7 @@ class SandboxState:
             return
         source = await self.fetch_input(job.input_url) if job.input_url else None
         args = (label, job.model, job.prompt, job.aspect_ratio, job.output_format, source)
-        job.result = await asyncio.to_thread(render, *args)
+        job.result = await asyncio.to_thread(render, *args, bias=self.bias.get(job.provider, 0.0))
         self.files[f"result-{job.id}"] = (job.result, mime)
 
     async def fetch_input(self, url: str) -> bytes | None:

@@ -110,15 +110,17 @@ def sandbox_settings(settings: Settings, base_url: str, *, key: str = SANDBOX_KE
 
 
 def state_from_env(environ: Mapping[str, str] | None = None, *, persist_dir: Path | None = None) -> SandboxState:
-    """A sandbox state configured by SANDBOX_JOB_SECONDS and SANDBOX_FAULTS; kept under ``persist_dir`` if given.
+    """A sandbox state configured by SANDBOX_JOB_SECONDS, SANDBOX_FAULTS, SANDBOX_BIAS; kept under persist_dir.
 
-    ConfigError with one sentence when either value is malformed; nothing is started then.
+    ConfigError with one sentence when a value is malformed; nothing is started then.
     """
     env = os.environ if environ is None else environ
     job_seconds = job_seconds_from(env.get("SANDBOX_JOB_SECONDS", "").strip())
-    faults = env.get("SANDBOX_FAULTS", "")
+    faults, bias = env.get("SANDBOX_FAULTS", ""), env.get("SANDBOX_BIAS", "")
     try:
-        SandboxState().configure(faults, providers=REGISTRY)  # checked whole before any state is touched
+        trial = SandboxState()  # both checked whole before any state is touched
+        trial.configure(faults, providers=REGISTRY)
+        trial.configure_bias(bias)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if persist_dir is not None:
@@ -126,6 +128,7 @@ def state_from_env(environ: Mapping[str, str] | None = None, *, persist_dir: Pat
     else:
         state = SandboxState(job_seconds=job_seconds)
     state.configure(faults, providers=REGISTRY)
+    state.configure_bias(bias)
     return state
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gradio as gr
 
+from playground.ui.arena_handlers import ArenaHandlers
+from playground.ui.arena_tab import ArenaUI, build_arena_tab, wire_arena
 from playground.ui.forms import empty_keys
 from playground.ui.generate_tab import build_generate_tab
 from playground.ui.handlers import Handlers
@@ -38,8 +40,8 @@ def page_head() -> str:
     return f"<script>\n{(ASSETS / 'page.js').read_text()}\n</script>"
 
 
-def build_ui(handlers: Handlers, *, secret: str) -> gr.Blocks:
-    """The whole page: banner, keys, the Text to image, Edit and History tabs, wired to ``handlers``."""
+def build_ui(handlers: Handlers, *, secret: str, arena: ArenaHandlers | None = None) -> gr.Blocks:
+    """The whole page: banner, keys, the Text to image, Edit, History, Providers and Arena tabs."""
     with gr.Blocks(title="FLUX.1 Kontext playground", analytics_enabled=False) as demo:
         gr.Markdown(TITLE)
         banner = gr.Markdown(handlers.banner(), elem_id="banner")
@@ -54,7 +56,17 @@ def build_ui(handlers: Handlers, *, secret: str) -> gr.Blocks:
             build_history_tab(page)
             with gr.Tab("Providers", id="providers") as providers_tab:
                 build_providers_tab(ProvidersHandlers(handlers.service), providers_tab)
+            arena_ui = _arena_tab(arena)
+        if arena is not None and arena_ui is not None:
+            wire_arena(demo, arena_ui, arena, keys_state=keys_state, owner_state=owner_state)
         selections = [text.providers, edit.providers]
         wire_keys(demo, keys_ui, KeysHandlers(handlers), keys_state=keys_state, banner=banner, selections=selections)
     demo.queue(default_concurrency_limit=None)  # every handler awaits providers or is quick: nobody queues
     return demo  # type: ignore[no-any-return]
+
+
+def _arena_tab(arena: ArenaHandlers | None) -> ArenaUI | None:
+    if arena is None:
+        return None
+    with gr.Tab("Arena", id="arena", elem_id="arena-tab"):
+        return build_arena_tab(arena)

@@ -6,13 +6,14 @@ import asyncio
 import logging
 import os
 from collections.abc import Coroutine, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
 from fastapi import FastAPI
 from starlette.routing import BaseRoute
 
+from playground.arena import Arena
 from playground.errors import ConfigError
 from playground.history import DB_NAME, INPUTS_DIR
 from playground.hosting import HOSTED_DIR
@@ -22,6 +23,7 @@ from playground.providers import REGISTRY
 from playground.service import GenerationService
 from playground.settings import Settings
 from playground.ui.api import ApiEndpoints, add_endpoints
+from playground.ui.arena_handlers import ArenaHandlers
 from playground.ui.gradio_fixes import apply_gradio_fixes
 from playground.ui.handlers import Handlers, UiOptions
 from playground.ui.layout import build_ui, page_css, page_head
@@ -45,6 +47,8 @@ class Page:
     handlers: Handlers
     auth: tuple[str, str] | None
     links: ResultLinks
+    arena: ArenaHandlers | None = None
+    routes: list[BaseRoute] = field(default_factory=list)  # served beside the UI (the arena's blind images)
 
 
 def needs_sandbox(settings: Settings, *, asked: bool) -> bool:
@@ -94,10 +98,14 @@ def build_page(service: GenerationService, *, share: bool, environ: Mapping[str,
     apply_gradio_fixes()
     secret = browser_secret(settings.data_dir, env)
     service.secrets.keep([secret, auth[1] if auth else None])  # never shown or logged, like the provider keys
-    demo = build_ui(handlers, secret=secret)
+    arena = None
+    if service.history is not None:  # votes are kept in the history
+        limit = settings.arena_votes_per_minute if exposed else 0  # a page nobody else reaches has one visitor
+        arena = ArenaHandlers(handlers, Arena(service, votes_per_minute=limit or None))
+    demo = build_ui(handlers, secret=secret, arena=arena)
     links = ResultLinks(secret, settings.public_base_url or "http://127.0.0.1")
     add_endpoints(demo, ApiEndpoints(handlers, links))
-    return Page(demo, handlers, auth, links)
+    return Page(demo, handlers, auth, links, arena, arena.routes() if arena else [])
 
 
 def launch(page: Page, *, share: bool = False, **overrides: Any) -> tuple[FastAPI, str, str | None]:
@@ -118,6 +126,7 @@ def launch(page: Page, *, share: bool = False, **overrides: Any) -> tuple[FastAP
         max_file_size=MAX_UPLOAD,  # an upload larger than any input we take is refused before it fills the disk
     )
     app, local_url, share_url = page.demo.launch(**(options | overrides))
+    serve_routes(app, page.routes)
     if share and not share_url:
         page.handlers.options.notices.append(share_failed_note(local_url))
     return app, local_url, share_url
