@@ -22,12 +22,17 @@ from playground.ui import runtime
 from playground.webhooks import routes
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line: ``[--sandbox] [--share] [--mcp]``."""
     parser = argparse.ArgumentParser(description="FLUX.1 Kontext playground in the browser.")
     parser.add_argument("--sandbox", action="store_true", help="use the local sandbox instead of real providers")
     parser.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
     parser.add_argument("--mcp", action="store_true", help="also serve the API endpoints as MCP tools")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     load_dotenv()
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

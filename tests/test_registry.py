@@ -23,7 +23,7 @@ from playground.service import GenerationService
 from playground.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-SANDBOX_HELPERS = {"__init__", "core", "common", "draw", "server"}
+SANDBOX_HELPERS = {"__init__", "core", "common", "draw", "faults", "server"}
 
 
 @pytest.mark.parametrize("name", list(REGISTRY))

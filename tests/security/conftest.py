@@ -6,7 +6,6 @@ a share link (a test must never publish itself): the page is built for strangers
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import logging
@@ -107,7 +106,7 @@ def shared_app(tmp_path_factory: pytest.TempPathFactory, gradio_temp_dir: Path) 
         import app  # imports gradio: only when a security test needs the page
 
         options = dict(share=False, server_name="127.0.0.1", server_port=free_port())
-        started = app.start(argparse.Namespace(sandbox=True, share=True), **options)
+        started = app.start(app.parse_args(["--sandbox", "--share"]), **options)
         for name in env:
             patch.delenv(name)  # read once at start, as app.py does
         try:
@@ -232,7 +231,7 @@ def keyed_app(tmp_path_factory: pytest.TempPathFactory, gradio_temp_dir: Path) -
         import app
 
         logging.getLogger().addHandler(console)
-        started = app.start(argparse.Namespace(sandbox=False, share=False), server_name="127.0.0.1", server_port=port)
+        started = app.start(app.parse_args([]), server_name="127.0.0.1", server_port=port)
         for name in env:
             patch.delenv(name)  # read once at start, as app.py does; no later test sees them
         try:
