@@ -127,6 +127,9 @@ class Run:
         tracker = Tracker(self, spec, job.model, ())
         tracker.task_id, tracker.urls = job.task_id, dict(job.urls)
         tracker.started -= max(0.0, earlier_s)
+        tracker.timer = Timer(tracker.started)
+        if earlier_s > 0:  # the latency counts from the original create, as the history kept its time
+            tracker.timer.create_sent = tracker.started
         tracker.resumed = True
         await self._guard(tracker, self._follow(tracker, spec, provider, job, uses_callback=False))
 

@@ -108,7 +108,7 @@ def submit(url: str, prompt: str):
     from gradio_client import Client
 
     return Client(url + "/", verbose=False, download_files=False).submit(
-        prompt=prompt, providers=["kie"], api_name="/compare"
+        prompt=prompt, providers=["runapi"], api_name="/compare"
     )
 
 

@@ -46,6 +46,16 @@ def open_page(page: Page, app: RunningApp) -> None:
     expect(page.locator("#text-prompt textarea")).to_be_visible(timeout=WAIT_MS)
 
 
+def open_tab(page: Page, name: str) -> None:
+    """Open a tab as a person would: from the tab bar, or (a narrow screen) from its "More tabs" menu."""
+    tab = page.get_by_role("tab", name=name)
+    if tab.count() and tab.is_visible():
+        tab.click()
+        return
+    page.get_by_label("More tabs").click()
+    page.locator(".overflow-dropdown button", has_text=name).click()
+
+
 def choose(page: Page, tab: str, providers: list[str]) -> None:
     """Tick exactly these providers (labels start with the provider's name)."""
     for label in page.locator(f"#{tab}-providers label").all():
