@@ -317,6 +317,9 @@ def run_summary(outcomes: Sequence[Outcome], wall_s: float | None = None) -> str
     return " · ".join(lines)
 
 
+MAX_TIED_NAMED = 3  # more ties than this are counted, not named (the summary stays one line)
+
+
 def fastest_text(timed: Sequence[Outcome]) -> str:
     """The fastest job, fairly: jobs whose finishing intervals overlap the fastest one's are a tie."""
     ranked = sorted(timed, key=lambda o: o.interval[1])
@@ -325,7 +328,7 @@ def fastest_text(timed: Sequence[Outcome]) -> str:
     tied = [o for o in ranked[1:] if o.interval[0] <= high]
     head = f"**Fastest**: {best.name}, {seconds_text(best.latency_s or 0.0)}"
     if tied:
-        names = ", ".join(o.name for o in tied)
+        names = ", ".join(o.name for o in tied) if len(tied) <= MAX_TIED_NAMED else f"{len(tied)} others"
         return f"{head}; tied with {names}: their times overlap within the measurement error, so no winner."
     if len(ranked) == 1:
         return head

@@ -77,7 +77,13 @@ def tile_html(panel: PanelView, tab: str, *, edit: bool) -> str:
     """One tile: the same size whatever it holds, so tiles in a row line up."""
     name = f"{panel.label} · {model_short(panel.model)}"
     state = status_text(
-        panel.state, panel.elapsed_s, error=panel.error, task_id=panel.task_id, kind=panel.kind, resumed=panel.resumed
+        panel.state,
+        panel.elapsed_s,
+        error=panel.error,
+        task_id=panel.task_id,
+        kind=panel.kind,
+        resumed=panel.resumed,
+        result=panel.result,
     )
     attrs = f'data-key="{escape(panel.provider)}|{escape(panel.model)}" data-phase="{panel.phase}"'
     attrs += f' data-name="{escape(name)}" data-open="{panel_id(tab, panel.provider, panel.model)}"'

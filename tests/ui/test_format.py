@@ -202,3 +202,10 @@ def test_failures_say_what_to_do(kind, fragment):
 def test_moderation_advice_fits_the_mode_and_is_one_sentence():
     assert failure_help("moderated", "K", sandbox=True, mode="text") == "Rephrase the prompt."
     assert failure_help("moderated", "K", sandbox=True, mode="edit") == "Rephrase the edit, or try another input image."
+
+
+def test_many_ties_are_counted_not_named():
+    close = [timed(f"Host {n}", 7.9 + n / 100, 8.2 + n / 100) for n in range(6)]
+    summary = run_summary(close)
+    assert "**Fastest**: Host 0 pro, 8.2 s; tied with 5 others:" in summary
+    assert "Host 4" not in summary
