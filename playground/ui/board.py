@@ -17,7 +17,15 @@ from playground import jobstate
 from playground.derived import Changes
 from playground.models import ASPECT_RATIOS, MODELS, JobEvent, JobResult, WireRequest
 from playground.providers import ProviderSpec
-from playground.ui.format import Outcome, breakdown_text, failure_help, notes_markdown, result_facts, resume_hint
+from playground.ui.format import (
+    Outcome,
+    breakdown_text,
+    failure_help,
+    notes_markdown,
+    result_facts,
+    resume_hint,
+    status_text,
+)
 
 ACTIVE_STATES = jobstate.ACTIVE_STATES
 PanelKey = tuple[str, str]
@@ -73,6 +81,18 @@ class PanelView:
     def price_confirmed(self) -> bool:
         source = self.result.cost_source if self.result else None
         return self.unconfirmed_source is None or source != self.unconfirmed_source
+
+    def status_line(self) -> str:
+        """The job's one status line, the same on its tile, its panel and in History."""
+        return status_text(
+            self.state,
+            self.elapsed_s,
+            error=self.error,
+            task_id=self.task_id,
+            kind=self.kind,
+            resumed=self.resumed,
+            result=self.result,
+        )
 
     def info(self, *, sandbox: bool, mode: str = "text") -> str:
         """The panel's details as Markdown: facts of the result, what changed, what to do, notes."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from playground.ui.board import Board, PanelView, share_text
-from playground.ui.format import PHASE_ICONS, latency_text, model_short, money, status_text
+from playground.ui.format import PHASE_ICONS, latency_text, model_short, money
 
 FILE_ROUTE = "gradio_api/file="  # relative, so the page works under any root path
 
@@ -76,15 +76,7 @@ def _toggle(name: str, options: list[tuple[str, str, str]]) -> str:
 def tile_html(panel: PanelView, tab: str, *, edit: bool) -> str:
     """One tile: the same size whatever it holds, so tiles in a row line up."""
     name = f"{panel.label} · {model_short(panel.model)}"
-    state = status_text(
-        panel.state,
-        panel.elapsed_s,
-        error=panel.error,
-        task_id=panel.task_id,
-        kind=panel.kind,
-        resumed=panel.resumed,
-        result=panel.result,
-    )
+    state = panel.status_line()
     attrs = f'data-key="{escape(panel.provider)}|{escape(panel.model)}" data-phase="{panel.phase}"'
     attrs += f' data-name="{escape(name)}" data-open="{panel_id(tab, panel.provider, panel.model)}"'
     if panel.result is not None:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import gradio as gr
 
 from playground.ui.board import Board, PanelKey, PanelView
-from playground.ui.format import curl_command, download_label, model_short, panel_title, sent_params, status_text
+from playground.ui.format import curl_command, download_label, model_short, panel_title, sent_params
 from playground.ui.grid import grid_html
 
 TabKind = Literal["text", "edit"]
@@ -36,15 +36,7 @@ def render_panel(view: PanelView, input_path: str | None, *, sandbox: bool, mode
     wire = result.sent if result else view.sent
     has_media = path is not None or view.is_active  # a failed or stopped job shows no empty picture frame
     pair = (input_path or path, path) if path else None  # the slider shows nothing without a 'before' image
-    status = status_text(
-        view.state,
-        view.elapsed_s,
-        error=view.error,
-        task_id=view.task_id,
-        kind=view.kind,
-        resumed=view.resumed,
-        result=result,
-    )
+    status = view.status_line()
     return {
         "box": gr.update(visible=True),
         "status": status,
