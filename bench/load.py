@@ -115,9 +115,12 @@ def session(client: Any, providers: list[str], prompt: str) -> float:
     return time.perf_counter() - started
 
 
-def together(url: str, count: int) -> tuple[list[float], list[str]]:
-    """Every visitor's run time, and the errors of those that did not finish."""
+def together(url: str, count: int, loaded: Any = None) -> tuple[list[float], list[str]]:
+    """Every visitor's run time, and the errors of those that did not finish; ``loaded()`` is called once every
+    visitor's page is loaded, just before the runs start."""
     clients = [visitor(url) for _ in range(count)]  # the pages are loaded first; the runs start together
+    if loaded is not None:
+        loaded()
     times: list[float] = []
     errors: list[str] = []
 
@@ -174,7 +177,13 @@ def main() -> None:
             together(url, WARMUP_SESSIONS)  # fills the history, so polling is learned as on a used app
             alone = min(session(visitor(url), PROVIDER_SETS[i % 2], "alone") for i in range(2))
             rss_before, cpu_before = usage(app.pid)
-            times, errors = together(url, args.sessions)
+            marks: dict[str, float] = {}
+
+            def loaded() -> None:
+                marks["app"], marks["here"] = usage(app.pid)[1], time.process_time()
+
+            times, errors = together(url, args.sessions, loaded)
+            here_cpu = time.process_time() - marks["here"]
             time.sleep(2)  # let the last responses and files settle
             rss_after, cpu_after = usage(app.pid)
         finally:
@@ -193,7 +202,13 @@ def main() -> None:
     print(
         f"app RSS             {rss_before:.0f} MB before, {rss_after:.0f} MB after ({rss_after / rss_before - 1:+.0%})"
     )
-    print(f"app CPU             {cpu_after - cpu_before:.1f} s for the {args.sessions} sessions")
+    print(
+        f"app CPU             {cpu_after - cpu_before:.1f} s for the {args.sessions} sessions "
+        f"({marks['app'] - cpu_before:.1f} s loading their pages, {cpu_after - marks['app']:.1f} s for their runs)"
+    )
+    print(f"visitors' CPU       {here_cpu:.1f} s in this process (gradio_client) during the runs")
+    for error in errors[:3]:
+        print(f"failed: {error}")
 
 
 if __name__ == "__main__":

@@ -15,15 +15,24 @@
    component's data model) for every output an event changes. This playground has no deep links, so those
    copies are not kept (the deep-link endpoint would return an empty state); the components themselves, and
    everything else Gradio keeps per session, are as before.
+4. Every visitor's page (and every gradio_client) asks for ``/config`` and the API description
+   (``/gradio_api/info``); Gradio builds both anew each time (a deep copy of the whole config, every URL in it
+   rewritten, the API schema encoded), about 0.2 s of CPU per visitor on this page, which is most of what 50
+   visitors at once cost. Both depend only on the address the request came in by (and on the user when a
+   password is set), so ``cache_page_answers`` keeps each answer per address and replays it.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import gradio as gr
+from fastapi import FastAPI
 from gradio.blocks import Blocks
 from gradio.state_holder import SessionState
+from starlette.routing import Route, Router
 
 _original_init = SessionState.__init__
 _original_setitem = SessionState.__setitem__
@@ -139,3 +148,60 @@ def apply_gradio_fixes() -> None:
         Blocks.postprocess_data = _postprocess_changed  # type: ignore[method-assign]
         Blocks.handle_streaming_diffs = _diffs_without_deletes  # type: ignore[method-assign]
         _applied = True
+
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+AsgiApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
+CACHED_PATHS = ("/config", "/gradio_api/info")
+ADDRESS_HEADERS = (b"host", b"x-forwarded-host", b"x-forwarded-proto", b"x-forwarded-prefix", b"forwarded")
+
+
+class CachedAnswers:
+    """An ASGI app that answers a GET from memory when the same one (path, query, address) was answered before.
+
+    Only 200 answers are kept, at most ``limit`` of them (the oldest go first).
+    """
+
+    def __init__(self, app: AsgiApp, *, limit: int = 32) -> None:
+        self.app = app
+        self.limit = limit
+        self.kept: OrderedDict[tuple[Any, ...], list[Message]] = OrderedDict()
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Any) -> None:
+        if scope.get("method") != "GET":
+            await self.app(scope, receive, send)
+            return
+        key = _address_key(scope)
+        if key in self.kept:
+            self.kept.move_to_end(key)
+            for message in self.kept[key]:
+                await send(message)
+            return
+        messages: list[Message] = []
+
+        async def keep(message: Message) -> None:
+            messages.append(message)
+            await send(message)
+
+        await self.app(scope, receive, keep)
+        if messages and messages[0].get("status") == 200:
+            self.kept[key] = messages
+            while len(self.kept) > self.limit:
+                self.kept.popitem(last=False)
+
+
+def _address_key(scope: Scope) -> tuple[Any, ...]:
+    headers = tuple((name, value) for name, value in scope.get("headers", ()) if name.lower() in ADDRESS_HEADERS)
+    server = scope.get("server")
+    where = (scope.get("scheme"), tuple(server) if server else None, scope.get("root_path"))
+    return (scope.get("path"), scope.get("query_string"), where, headers)
+
+
+def cache_page_answers(app: FastAPI) -> CachedAnswers:
+    """Serve /config and the API description from memory (fix 4); only for a page without a password, whose
+    answers name no user. Returns the cache (tests look into it)."""
+    inner = Router(routes=list(app.router.routes))  # Gradio's own routes, as they were
+    cached = CachedAnswers(inner)
+    app.router.routes[0:0] = [Route(path, endpoint=cached, methods=["GET"]) for path in CACHED_PATHS]
+    return cached

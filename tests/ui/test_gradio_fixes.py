@@ -69,3 +69,27 @@ def test_an_unchanged_output_is_not_sent_as_a_diff_that_deletes_what_the_frame_b
     assert second[0] == [] and second[2] == [], "nothing to change, rather than 'delete the value'"
     assert second[1] == [["append", [], "2"]], "Gradio's own diff of a changed value"
     assert last == [gr.skip(), "b2", gr.skip()], "the run's last message still leaves unchanged outputs alone"
+
+
+def test_config_and_api_info_are_answered_from_memory_per_address_and_match_gradios_own():
+    import gradio as gr
+    from fastapi.testclient import TestClient
+
+    from playground.ui.gradio_fixes import cache_page_answers
+
+    with gr.Blocks() as demo:
+        gr.Textbox(label="words")
+    app, _, _ = demo.launch(prevent_thread_lock=True, quiet=True)
+    try:
+        plain = {path: TestClient(app).get(path).json() for path in ("/config", "/gradio_api/info")}
+        cached = cache_page_answers(app)
+        client = TestClient(app)
+        first = client.get("/config").json()
+        assert first == plain["/config"] and client.get("/gradio_api/info").json() == plain["/gradio_api/info"]
+        assert len(cached.kept) == 2, "both answers were kept"
+        assert client.get("/config").json() == first and len(cached.kept) == 2, "the second came from memory"
+        other = TestClient(app, base_url="http://elsewhere.test").get("/config").json()
+        assert other["root"] != first["root"] and "elsewhere.test" in other["root"], "another address, its own root"
+        assert len(cached.kept) == 3
+    finally:
+        demo.close()
