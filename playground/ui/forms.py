@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from playground.capabilities import check_request
 from playground.errors import InvalidInputError, PlaygroundError
 from playground.images import input_from_upload, input_from_url
-from playground.models import MODELS, GenerationRequest, InputImage
+from playground.models import MODELS, GenerationRequest, InputImage, Price
 from playground.providers import ProviderSpec
 from playground.request import build_request
 from playground.ui.board import PanelKey
@@ -222,10 +222,12 @@ def preview_lines(
     *,
     needs_image: bool,
     can_host: bool = False,
+    price: Callable[[ProviderSpec, str], Price | None] | None = None,
 ) -> list[str]:
     """Markdown lines: values a provider cannot take, controls it ignores, missing keys, the cost.
 
     ``can_host``: the app serves local inputs at a public URL, so URL-only providers take uploads too.
+    ``price``: one image's price as a run counts it (the service's: PLAYGROUND_PRICES, else the list price).
     """
     try:
         chosen = targets(form, specs)
@@ -242,7 +244,8 @@ def preview_lines(
     for name, model in chosen:
         serving = [spec.label for spec in specs.values() if spec.serves(model)]
         lines += _target_lines(specs[name], request.with_model(model), name in usable, can_host, serving)
-    prices = [(job_name(specs[n].label, m), _price(specs[n], m)) for n, m in chosen]
+    priced = price or _list_price
+    prices = [(job_name(specs[n].label, m), usd.usd if (usd := priced(specs[n], m)) else None) for n, m in chosen]
     return list(dict.fromkeys(lines)) + [estimate_text(prices)]
 
 
@@ -262,6 +265,5 @@ def _target_lines(
         return [f"{BLOCKED} {exc}"]
 
 
-def _price(spec: ProviderSpec, model: str) -> float | None:
-    price = spec.prices.get(model)
-    return price.usd if price else None
+def _list_price(spec: ProviderSpec, model: str) -> Price | None:
+    return spec.prices.get(model)

@@ -158,7 +158,9 @@ class Handlers:
         form = forms.Form.named(named)
         usable = self.usable(forms.visitor_keys(named["keys"], self.specs), request)
         can_host = self.service.input_host is not None
-        lines = forms.preview_lines(form, self.specs, usable, needs_image=needs_image, can_host=can_host)
+        lines = forms.preview_lines(
+            form, self.specs, usable, needs_image=needs_image, can_host=can_host, price=self.service.price
+        )
         return "\n".join(f"- {line}" for line in lines)
 
     # --- generate ------------------------------------------------------------------------------------

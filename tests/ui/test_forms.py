@@ -67,6 +67,16 @@ def test_the_preview_ends_with_the_cost_of_the_run():
     )
 
 
+def test_the_preview_counts_the_prices_a_run_counts_prices_set_in_playground_prices_included(settings):
+    from playground.service import GenerationService
+    from playground.settings import parse_prices
+
+    service = GenerationService(settings.model_copy(update={"prices": parse_prices("kie:pro=0.025,kie:max=0.05")}))
+    text = preview(form(models=[PRO, "flux-kontext-max"]), price=service.price)
+    assert text.endswith("**4 jobs**, about $0.195"), text
+    assert "no published price" not in text
+
+
 @pytest.mark.parametrize(("typed", "expected"), [("", None), (" 42 ", 42), ("7.0", 7), (None, None), (12.0, 12)])
 def test_the_seed_box_takes_whole_numbers_or_nothing(typed, expected):
     assert form(seed=typed).typed_seed() == expected
