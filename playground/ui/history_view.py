@@ -125,6 +125,8 @@ def result_of(job: JobRecord) -> JobResult | None:
     path = Path(job.result_path) if job.result_path else None
     if path is None or not path.is_file():
         return None
+    if job.result is not None:  # kept whole (schema v5 on): its interval, breakdown and the provider's timings
+        return job.result.model_copy(update={"path": str(path), "sent": job.sent or job.result.sent})
     try:
         with Image.open(path) as img:
             fmt, width, height = str(img.format), img.width, img.height

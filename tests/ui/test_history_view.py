@@ -105,6 +105,21 @@ def test_a_stored_job_with_its_file_becomes_a_panel_with_the_result_facts(tmp_pa
     assert "**Latency** 3.2 s" in view.info(sandbox=True)
 
 
+def test_a_job_kept_with_its_whole_result_shows_its_interval_and_breakdown_in_history(tmp_path: Path):
+    path = tmp_path / "bfl-flux-kontext-pro.png"
+    Image.new("RGB", (32, 16)).save(path)
+    kept = JobResult(
+        path="/elsewhere/when/it/ran.png", image_url="http://x/y.png", mime_type="image/png", width=32, height=16,
+        size_bytes=path.stat().st_size, latency_s=8.2, latency_low_s=7.9, breakdown={"generating": 7.5},
+        cost_usd=None, cost_source=None,
+        sent=POST,
+    )  # fmt: skip
+    view = panel_of(job(result_path=str(path), latency_s=8.2, sent=POST, result=kept), REGISTRY["bfl"])
+    assert view.result is not None and view.result.path == str(path), "the file as it is now"
+    assert view.status_line() == "✔ done in 8.2 s, ±0.3 s"
+    assert "generating 7.5 s" in view.info(sandbox=True)
+
+
 def test_a_job_whose_file_is_gone_says_so_and_shows_no_image(tmp_path: Path):
     view = panel_of(job(result_path=str(tmp_path / "gone.jpg"), result_url="https://cdn/x.jpg"), REGISTRY["bfl"])
     assert view.result is None and "is gone" in view.notes[-1] and "https://cdn/x.jpg" in view.notes[-1]
