@@ -1,16 +1,16 @@
-"""Arena votes in the SQLite history: kept whole or not at all, once per round and visitor, across restarts."""
+"""Arena votes in the history (SQLite and PostgreSQL): kept whole or not at all, once per round and visitor,
+across restarts."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from playground.errors import DuplicateVoteError
-from playground.history import SqliteHistory, Vote
+from playground.history import History, SqliteHistory, Vote
 from playground.history.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 from playground.models import GenerationRequest, JobEvent, JobResult, WireRequest
 
@@ -40,8 +40,8 @@ def vote(round_id: str = "r1", *, pair: int = 0, owner: str = "visitor", at: dat
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteHistory]:
-    history = SqliteHistory.open(tmp_path / "data")
+async def store(open_store) -> AsyncIterator[History]:
+    history = open_store()
     yield history
     await history.aclose()
 
@@ -71,11 +71,11 @@ async def test_rounds_voted_by_a_visitor_are_counted_from_a_moment_on(store):
     assert await store.count_voted_rounds("nobody", T0) == 0
 
 
-async def test_votes_survive_closing_and_reopening_the_store(tmp_path):
-    first = SqliteHistory.open(tmp_path / "data")
+async def test_votes_survive_closing_and_reopening_the_store(open_store):
+    first = open_store()
     await first.record_votes([vote("r1"), vote("r1", pair=1, b_provider="fal")])
     await first.aclose()
-    again = SqliteHistory.open(tmp_path / "data")
+    again = open_store()
     try:
         assert [(v.round_id, v.pair, v.b_provider) for v in await again.list_votes()] == [
             ("r1", 0, "bfl"),
