@@ -121,7 +121,7 @@ COLUMNS = (
     ("moderation_rate", "Moderated"),
     ("p50_s", "p50 latency (s)"),
     ("p95_s", "p95 latency (s)"),
-    ("mean_error_s", "± error (s)"),
+    ("mean_error_s", "Uncertainty (s)"),
     ("mean_cost_usd", "Mean cost ($)"),
     ("typical_kb", "Typical size (KB)"),
     ("formats", "Formats"),

@@ -73,7 +73,7 @@ def status_text(
     resumed: bool = False,
     result: JobResult | None = None,
 ) -> str:
-    """One status line, the same on a panel, a tile and in History: queued, running 12.3 s, done in 8.2 s, ±0.3 s,
+    """One status line, the same on a panel, a tile and in History: queued, running 12.3 s, done in 7.9–8.2 s,
     failed: reason, timed out: reason, stopped after 4.0 s. A resumed job says so."""
     phase = jobstate.phase(state, kind)
     again = " (resumed)" if resumed else ""
@@ -92,11 +92,17 @@ def status_text(
 
 
 def latency_text(result: JobResult) -> str:
-    """The latency with its error bar: '8.2 s, ±0.3 s' (it finished within the last 0.3 s), or '8.2 s (callback)'."""
+    """The latency as the interval the job finished in: '7.9–8.2 s' (done after the last read that said "not done"
+    and before the read that said done); '8.2 s' when that is exact to a tenth; '8.2 s (callback)'."""
     if result.detected_via == "callback":
         return f"{result.latency_s:.1f} s (callback)"
-    error = result.latency_error_s
-    return f"{result.latency_s:.1f} s" if error is None else f"{result.latency_s:.1f} s, ±{error:.1f} s"
+    return interval_text(result.latency_s - (result.latency_error_s or 0.0), result.latency_s)
+
+
+def interval_text(low: float, high: float) -> str:
+    """'7.9–8.2 s', or '8.2 s' when both ends round to the same tenth."""
+    first, last = f"{max(0.0, low):.1f}", f"{high:.1f}"
+    return f"{last} s" if first == last else f"{first}–{last} s"
 
 
 BREAKDOWN_WORDS = {
@@ -326,10 +332,13 @@ def fastest_text(timed: Sequence[Outcome]) -> str:
     best = ranked[0]
     low, high = best.interval
     tied = [o for o in ranked[1:] if o.interval[0] <= high]
-    head = f"**Fastest**: {best.name}, {seconds_text(best.latency_s or 0.0)}"
+    head = f"**Fastest**: {best.name}, {interval_text(low, high)}"
     if tied:
         names = ", ".join(o.name for o in tied) if len(tied) <= MAX_TIED_NAMED else f"{len(tied)} others"
-        return f"{head}; tied with {names}: their times overlap within the measurement error, so no winner."
+        return (
+            f"**Fastest**: no clear winner: {best.name} ({interval_text(low, high)}) and {names} finished "
+            "within each other's measurement error."
+        )
     if len(ranked) == 1:
         return head
     runner_up = ranked[1]

@@ -22,8 +22,9 @@ WINDOW_CHOICES = [("all runs", ""), ("last day", "1"), ("last 7 days", "7"), ("l
 EXPORTS = Path(tempfile.gettempdir()) / "playground-exports"
 HELP = (
     "Every finished job in this playground's history, per provider and model. Latency is measured the same way "
-    "for every provider (from sending the create to seeing the job done); **± error** is how precisely, on "
-    "average. Rows with few jobs say so."
+    "for every provider (from sending the create to seeing the job done); **Uncertainty** is, on average, how "
+    "much earlier a job may have finished than we saw it (the time between two status reads). Rows with few "
+    "jobs say so."
 )
 
 

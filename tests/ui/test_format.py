@@ -75,14 +75,13 @@ def timed(label: str, low: float, high: float) -> Outcome:
 
 def test_fastest_is_a_tie_when_the_measured_intervals_overlap():
     summary = run_summary([timed("fal.ai", 7.9, 8.2), timed("Black Forest Labs", 8.0, 8.4), timed("APIXO", 9.0, 9.5)])
-    assert "**Fastest**: fal.ai pro, 8.2 s; tied with Black Forest Labs pro" in summary
-    assert "APIXO" not in summary.split("tied with")[1].split("\n")[0], "APIXO's interval does not overlap"
-    assert "no winner" in summary
+    assert "**Fastest**: no clear winner: fal.ai pro (7.9–8.2 s) and Black Forest Labs pro finished" in summary
+    assert "APIXO" not in summary.split("no clear winner")[1].split("·")[0], "APIXO's interval does not overlap"
 
 
 def test_fastest_says_how_sure_it_is_when_the_intervals_do_not_overlap():
     summary = run_summary([timed("fal.ai", 7.9, 8.2), timed("APIXO", 9.0, 9.5)])
-    assert "**Fastest**: fal.ai pro, 8.2 s, at least 0.8 s ahead of APIXO pro (sure" in summary
+    assert "**Fastest**: fal.ai pro, 7.9–8.2 s, at least 0.8 s ahead of APIXO pro (sure" in summary
 
 
 def test_curl_shows_the_key_as_its_variable_and_quotes_the_body():
@@ -207,5 +206,5 @@ def test_moderation_advice_fits_the_mode_and_is_one_sentence():
 def test_many_ties_are_counted_not_named():
     close = [timed(f"Host {n}", 7.9 + n / 100, 8.2 + n / 100) for n in range(6)]
     summary = run_summary(close)
-    assert "**Fastest**: Host 0 pro, 8.2 s; tied with 5 others:" in summary
+    assert "**Fastest**: no clear winner: Host 0 pro (7.9–8.2 s) and 5 others finished" in summary
     assert "Host 4" not in summary

@@ -116,7 +116,7 @@ def test_a_job_kept_with_its_whole_result_shows_its_interval_and_breakdown_in_hi
     )  # fmt: skip
     view = panel_of(job(result_path=str(path), latency_s=8.2, sent=POST, result=kept), REGISTRY["bfl"])
     assert view.result is not None and view.result.path == str(path), "the file as it is now"
-    assert view.status_line() == "✔ done in 8.2 s, ±0.3 s"
+    assert view.status_line() == "✔ done in 7.9–8.2 s"
     assert "generating 7.5 s" in view.info(sandbox=True)
 
 
