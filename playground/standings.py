@@ -71,7 +71,7 @@ class Board:
 
     def title(self) -> str:
         view = "hosts of each model ranked separately" if self.same_model else "every provider x model"
-        return f"{MODE_NAMES[self.mode]} leaderboard, {view}: {self.votes} votes"
+        return f"{MODE_NAMES[self.mode]} leaderboard, {view}: {self.votes} vote{'s' * (self.votes != 1)}"
 
 
 async def build_board(

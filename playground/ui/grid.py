@@ -55,14 +55,7 @@ def _bar(board: Board, tab: str) -> str:
     )
     active = any(p.is_active for p in board.panels.values())
     stop = '<button type="button" class="kx-btn kx-stop" data-action="stop">Stop</button>' if active else ""
-    waiting = len(board.resumable)
-    resume = (
-        f'<button type="button" class="kx-btn kx-resume" data-action="resume" title="Wait again for the stopped '
-        f'or timed-out jobs by task id; nothing is submitted twice">Resume {waiting} job{"s" * (waiting != 1)}</button>'
-        if waiting and not active
-        else ""
-    )
-    return f'<div class="kx-bar">{views}{shows}{compare}{stop}{resume}</div>'
+    return f'<div class="kx-bar">{views}{shows}{compare}{stop}</div>'  # Resume: the button above the grid
 
 
 def _toggle(name: str, options: list[tuple[str, str, str]]) -> str:
@@ -142,7 +135,8 @@ def _actions(panel: PanelView) -> str:
         else ""
     )
     resume = (
-        '<button type="button" class="kx-btn kx-resume" data-action="resume">Resume</button>'
+        '<button type="button" class="kx-btn kx-resume" data-action="resume" title="Wait again, by task id, for '
+        'every stopped or timed-out job of this run; nothing is submitted twice">Resume</button>'
         if panel.is_resumable
         else ""
     )

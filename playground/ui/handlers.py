@@ -210,12 +210,21 @@ class Handlers:
         grid = renderer.grid(before.board, stale=STALE) if before is not None and before.board.panels else gr.skip()
         return renderer.head(message=f"{BLOCKED} {exc}", grid=grid)
 
-    async def frames(self, renderer: Renderer, board: Board, events: Events, running: LiveRun | None = None) -> Frames:
+    async def frames(
+        self,
+        renderer: Renderer,
+        board: Board,
+        events: Events,
+        running: LiveRun | None = None,
+        *,
+        end_message: Any = None,
+    ) -> Frames:
         """The panels as ``events`` change them; the last frame has the run summary (and the error, if any).
 
         With ``running``, its Stop ends the stream: the engine records the unfinished jobs as stopped first.
+        ``end_message``: what the message says once the run ends without an error (default: left as it was).
         """
-        message: Any = gr.skip()
+        message: Any = gr.skip() if end_message is None else end_message
         stream = live.until_stopped(events, running.stop, running.closed) if running is not None else events
         try:
             async with contextlib.aclosing(changes(board, stream, clock=self.clock)) as batches:
@@ -310,7 +319,7 @@ class Handlers:
             refs, run_id=board.run_id, keys=keys, server_keys=self.spends_server_keys(request)
         )
         sent = {p.key: p.sent for p in board.panels.values() if p.sent is not None}
-        async for frame in self.frames(renderer, board, with_sent(resumed, sent), running):
+        async for frame in self.frames(renderer, board, with_sent(resumed, sent), running, end_message=""):
             yield frame
 
     # --- the edit chain ------------------------------------------------------------------------------
