@@ -93,10 +93,12 @@ def _controls() -> dict[str, Component]:
     with gr.Row():
         prompt = gr.Textbox(label="Prompt", lines=2, scale=4, elem_id="arena-prompt", placeholder="Describe the image")
         ratio = gr.Dropdown(
-            [("1:1 (text) / match input (edit)", "")] + [(r, r) for r in ASPECT_RATIOS],
+            [("automatic", "")] + [(r, r) for r in ASPECT_RATIOS],
             value="",
             label="Aspect ratio",
+            info="Automatic: 1:1 for text, the input's shape for edits",
             scale=1,
+            min_width=200,
         )
         seed = gr.Textbox(label="Seed", placeholder="random, shared", scale=1, elem_id="arena-seed")
     return {
