@@ -116,9 +116,10 @@ BREAKDOWN_WORDS = {
 
 def breakdown_text(result: JobResult, label: str) -> str:
     """Where the time went, as we measured it, and the provider's own figures labelled as the provider's."""
-    ours = [
-        f"{word} {result.breakdown[name]:.1f} s" for name, word in BREAKDOWN_WORDS.items() if name in result.breakdown
-    ]
+    parts = dict(result.breakdown)
+    if round(parts.get("upload", 0.0), 1) == 0:  # nothing to upload (text-to-image), or nothing worth a tenth
+        parts.pop("upload", None)
+    ours = [f"{word} {parts[name]:.1f} s" for name, word in BREAKDOWN_WORDS.items() if name in parts]
     theirs = [f"{name} {seconds:.1f} s" for name, seconds in sorted(result.provider_timings.items())]
     lines = [f"**Time** {' · '.join(ours)}"] if ours else []
     if theirs:

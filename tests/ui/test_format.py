@@ -208,3 +208,12 @@ def test_many_ties_are_counted_not_named():
     summary = run_summary(close)
     assert "**Fastest**: no clear winner: Host 0 pro (7.9–8.2 s) and 5 others finished" in summary
     assert "Host 4" not in summary
+
+
+def test_the_time_breakdown_names_an_input_upload_only_when_one_took_time():
+    from playground.ui.format import breakdown_text
+
+    quick = result(breakdown={"upload": 0.01, "submit": 0.2, "generating": 7.5, "download": 0.1})
+    assert breakdown_text(quick, "KIE AI") == "**Time** submit 0.2 s · generating 7.5 s · download 0.1 s"
+    slow = result(breakdown={"upload": 1.3, "submit": 0.2})
+    assert breakdown_text(slow, "KIE AI") == "**Time** input upload 1.3 s · submit 0.2 s"
