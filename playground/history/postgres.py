@@ -49,7 +49,7 @@ JOB_COLUMNS = """j.id, j.run_id, j.provider, j.model, j.task_id, j.state, j.crea
 FINISHED_SQL = FINISHED_SQL.format(columns=JOB_COLUMNS)
 
 
-VOTE_COLUMNS = tuple(Vote.model_fields)
+VOTE_COLUMNS = queries.VOTE_COLUMNS
 INSERT_VOTE_SQL = f"""INSERT INTO votes ({", ".join(VOTE_COLUMNS)})
     VALUES ({", ".join(f"%({c})s" for c in VOTE_COLUMNS)})"""
 VOTES_SQL = f"""SELECT {", ".join(VOTE_COLUMNS)} FROM votes

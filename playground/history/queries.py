@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from playground.history.records import OUTCOMES, RunSummary
+from playground.history.records import OUTCOMES, RunSummary, Vote
 from playground.models import JobEvent, JobResult, WireRequest
+
+VOTE_COLUMNS = tuple(Vote.model_fields)  # the votes table's columns, in both stores: the Vote model's fields
 
 TERMINAL_SQL = "('succeeded', 'failed', 'canceled', 'stopped')"
 OUTCOME_OF_RUN = f"""(SELECT CASE

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 
-from playground.history.queries import SQLITE, summary_sql
+from playground.history.queries import SQLITE, VOTE_COLUMNS, summary_sql
 
 
 def v1_tables(db: sqlite3.Connection) -> None:
@@ -114,10 +114,6 @@ FINISHED_JOBS_SQL = """SELECT j.* FROM jobs j JOIN runs r ON r.run_id = j.run_id
     WHERE j.state IN ('succeeded', 'failed', 'canceled') AND (:since IS NULL OR j.created_at >= :since)
       AND (:kind IS NULL OR r.kind = :kind) ORDER BY j.id"""
 
-VOTE_COLUMNS = (
-    "round_id", "pair", "run_id", "mode", "prompt", "a_provider", "a_model", "a_task_id",
-    "b_provider", "b_model", "b_task_id", "outcome", "choice", "identical", "shown", "owner", "at",
-)  # fmt: skip
 INSERT_VOTE_SQL = f"INSERT INTO votes ({', '.join(VOTE_COLUMNS)}) VALUES ({', '.join(':' + c for c in VOTE_COLUMNS)})"
 VOTES_SQL = f"""SELECT {", ".join(VOTE_COLUMNS)} FROM votes
     WHERE (:mode IS NULL OR mode = :mode) AND (:owner IS NULL OR owner = :owner) ORDER BY id"""

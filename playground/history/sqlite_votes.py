@@ -5,8 +5,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+from playground.history.queries import VOTE_COLUMNS
 from playground.history.records import JobFact, Vote
-from playground.history.sqlite_schema import INSERT_VOTE_SQL, JOB_FACTS_SQL, VOTE_COLUMNS, VOTES_SQL
+from playground.history.sqlite_schema import INSERT_VOTE_SQL, JOB_FACTS_SQL, VOTES_SQL
 
 
 def insert_votes(db: sqlite3.Connection, votes: Sequence[tuple[Vote, str]]) -> None:
