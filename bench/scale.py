@@ -35,7 +35,7 @@ from playground.service import GenerationService
 from playground.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-WARMUP_ROUNDS = 5  # the policy learns a (provider, model) after 5 finished jobs
+WARMUP_ROUNDS = 10  # the policy learns a (provider, model) after 5 finished jobs
 
 
 def serve_sandbox(port: int, seconds: float) -> None:
