@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import pytest
@@ -54,3 +55,39 @@ def test_an_edit_keeps_the_input_ratio_and_visibly_changes_it():
         assert img.format == "JPEG" and img.width == 2 * img.height
         middle = img.convert("RGB").getpixel((img.width // 2, img.height - 5))
     assert middle != (10, 200, 10)
+
+
+def test_stopping_a_server_lets_the_answer_in_flight_finish_then_refuses_new_connections():
+    import threading
+
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from playground.sandbox.server import LoopbackServer
+
+    entered, release = threading.Event(), threading.Event()
+
+    async def slow(request):
+        entered.set()
+        while not release.is_set():  # the answer is still being made when stop() is called
+            await asyncio.sleep(0.005)
+        return PlainTextResponse("all of it")
+
+    server = LoopbackServer(Starlette(routes=[Route("/slow", slow)])).start()
+    answers = []
+    with httpx.Client() as client:
+        caller = threading.Thread(target=lambda: answers.append(client.get(f"{server.url}/slow", timeout=10).text))
+        caller.start()
+        assert entered.wait(10)
+        stopper = threading.Thread(target=server.stop)
+        stopper.start()
+        stopper.join(0.2)
+        assert stopper.is_alive(), "stop() waits for the answer being made"
+        release.set()
+        stopper.join(10)
+        caller.join(10)
+    assert not stopper.is_alive() and answers == ["all of it"]
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{server.url}/slow", timeout=2)
