@@ -215,6 +215,9 @@ def keyed_app(tmp_path_factory: pytest.TempPathFactory, gradio_temp_dir: Path) -
     console = logging.StreamHandler(log)
     console.addFilter(LogRedaction())
     with SandboxServer(SandboxState(job_seconds=APP_JOB_S, seed=3)) as sandbox, pytest.MonkeyPatch.context() as patch:
+        # KIE signs its callbacks with the app's (canary) key, as KIE would with the key the user set; a delivery
+        # the app rejected would leave the job to the 15 s safety-net read.
+        sandbox.state.signing_secrets["kie"] = keys["KIE_WEBHOOK_HMAC_KEY"]
         env = (
             keys
             | base_urls(sandbox.url)
