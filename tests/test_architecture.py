@@ -12,29 +12,45 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def loads_gradio(*modules: str) -> bool:
-    imports = "; ".join(f"import {m}" for m in modules)
-    code = f"import sys; {imports}; print('gradio' in sys.modules)"
+def loaded_after(name: str, groups: list[tuple[str, ...]]) -> list[bool]:
+    """In one fresh interpreter, import each group of modules in turn; after each, whether ``name`` is loaded.
+
+    Once a group has loaded it, every later answer is True too: the first True names the group that did.
+    """
+    code = (
+        "import importlib, sys\n"
+        f"for group in {groups!r}:\n"
+        "    for module in group:\n"
+        "        importlib.import_module(module)\n"
+        f"    print({name!r} in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    return result.stdout.strip() == "True"
+    return [line == "True" for line in result.stdout.split()]
 
 
-@pytest.mark.parametrize(
-    "modules",
-    [
-        ("playground.service",),
-        ("playground.cli",),
-        ("playground.ui.format", "playground.ui.forms", "playground.ui.board", "playground.ui.stream"),
-        ("playground.ui.grid", "playground.ui.live", "playground.ui.history_list", "playground.ui.uploads"),
-        ("playground.jobstate", "playground.derived", "playground.outputs"),
-    ],
-)
-def test_the_engine_does_not_load_gradio(modules):
-    assert not loads_gradio(*modules)
+def loads_gradio(*modules: str) -> bool:
+    return loaded_after("gradio", [modules]) == [True]
 
 
-def test_the_layout_does_load_gradio():
-    assert loads_gradio("playground.ui.layout"), "the check above must be able to fail"
+ENGINE_GROUPS = [
+    ("playground.service",),
+    ("playground.cli",),
+    ("playground.ui.format", "playground.ui.forms", "playground.ui.board", "playground.ui.stream"),
+    ("playground.ui.grid", "playground.ui.live", "playground.ui.history_list", "playground.ui.uploads"),
+    ("playground.jobstate", "playground.derived", "playground.outputs"),
+]
+
+
+def test_the_engine_does_not_load_gradio():
+    answers = loaded_after("gradio", ENGINE_GROUPS)
+    assert len(answers) == len(ENGINE_GROUPS)
+    culprit = next((group for group, loaded in zip(ENGINE_GROUPS, answers, strict=True) if loaded), None)
+    assert culprit is None, f"importing {culprit} loads gradio"
+
+
+def test_the_check_sees_what_a_module_loads_on_the_way():
+    # The check above must be able to fail: what a module imports is seen, and only from its group on.
+    assert loaded_after("PIL", [("playground.errors",), ("playground.images",), ("json",)]) == [False, True, True]
 
 
 def playground_imports(path: Path) -> set[str]:
