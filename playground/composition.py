@@ -11,7 +11,7 @@ from collections.abc import Coroutine, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from playground.history import History, PostgresHistory, open_history
+from playground.history import History, open_history
 from playground.history.sqlite_health import ensure_data_dir
 from playground.hosting import HOSTED_DIR, DiskInputStore, InputHost
 from playground.sandbox.server import SandboxServer, sandbox_settings, state_from_env
@@ -41,6 +41,7 @@ def build_service(
     parts: dict[str, Any] = dict(input_host=host, callback_base_url=public, storage=open_storage(settings))
     if not settings.database_url:
         return GenerationService(settings, history=history or open_history(settings.data_dir), **parts)
+    from playground.history.postgres import PostgresHistory
     from playground.replicas import Replicas
 
     shared = PostgresHistory.open(settings.database_url, settings.data_dir, lease_s=settings.lease_s)

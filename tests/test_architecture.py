@@ -87,3 +87,9 @@ def test_the_import_check_sees_an_adapter_import(tmp_path):
     sample = tmp_path / "sample.py"
     sample.write_text("def f():\n    from playground.providers.kie import kie_signature\n")
     assert "playground.providers.kie" in playground_imports(sample), "the checks above must be able to fail"
+
+
+def test_a_playground_on_sqlite_does_not_import_psycopg():
+    # psycopg takes a third of a second to import; only a shared history (PLAYGROUND_DATABASE_URL) uses it.
+    assert loaded_after("psycopg", [("playground.cli", "playground.composition", "playground.history")]) == [False]
+    assert loaded_after("psycopg", [("playground.history",), ("playground.replicas",)]) == [False, True]

@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from playground.history.postgres import PostgresHistory
 from playground.history.records import (
     OUTCOMES,
     JobFact,
@@ -27,6 +26,9 @@ from playground.history.records import (
 from playground.history.sqlite import DB_NAME, INPUTS_DIR, SqliteHistory
 from playground.models import GenerationRequest, JobEvent, JobResult
 from playground.settings import Settings
+
+if TYPE_CHECKING:
+    from playground.history.postgres import PostgresHistory
 
 
 class RunRecorder(Protocol):
@@ -144,8 +146,20 @@ def open_history(data_dir: Path | str) -> SqliteHistory:
 def open_store(settings: Settings, **options: object) -> SqliteHistory | PostgresHistory:
     """The store the settings name: PostgreSQL at PLAYGROUND_DATABASE_URL, else SQLite in the data dir."""
     if settings.database_url:
+        from playground.history.postgres import PostgresHistory
+
         return PostgresHistory.open(settings.database_url, settings.data_dir, **options)
     return SqliteHistory.open(settings.data_dir)
+
+
+def __getattr__(name: str) -> Any:
+    """``PostgresHistory`` on first use: psycopg takes a third of a second to import, and only a shared
+    history (PLAYGROUND_DATABASE_URL) needs it."""
+    if name == "PostgresHistory":
+        from playground.history.postgres import PostgresHistory
+
+        return PostgresHistory
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
