@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -187,3 +189,17 @@ def s3_bucket(s3_server, monkeypatch: pytest.MonkeyPatch) -> str:
     bucket = f"results-{uuid.uuid4().hex[:10]}"
     boto3.client("s3", endpoint_url=s3_server["AWS_ENDPOINT_URL"]).create_bucket(Bucket=bucket)
     return f"s3://{bucket}/playground"
+
+
+async def callback_answers(sandbox: SandboxServer, provider: str, *, count: int, within_s: float = 5.0) -> list[int]:
+    """The status codes ``provider``'s callbacks got, once ``count`` of them came back (or the time is up).
+
+    The sandbox notes an answer when it arrives, which can be just after the playground, having handled the
+    delivery, finished the job: a test that looks at once may look too early.
+    """
+    deadline = time.monotonic() + within_s
+    while True:
+        codes = [code for name, _, code in sandbox.state.callbacks_sent if name == provider]
+        if len(codes) >= count or time.monotonic() > deadline:
+            return codes
+        await asyncio.sleep(0.01)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import httpx
@@ -13,7 +12,7 @@ from playground.providers import REGISTRY
 from playground.providers.kie import kie_signature
 from playground.sandbox.server import protocol
 from playground.service import GenerationService
-from tests.conftest import collect, final
+from tests.conftest import callback_answers, collect, final
 
 FOX = GenerationRequest(prompt="a red fox")
 
@@ -37,7 +36,7 @@ async def test_a_signed_kie_callback_is_a_nudge_confirmed_by_one_status_read(cal
     events = await collect(callback_service, FOX, [("kie", "flux-kontext-pro")])
     assert final(events, "kie").state == "succeeded"
     assert sandbox.state.count("kie", "status") == 1
-    assert [c[2] for c in sandbox.state.callbacks_sent] == [200]
+    assert await callback_answers(sandbox, "kie", count=1) == [200]
 
 
 async def test_unsigned_fluxapi_callback_is_confirmed_with_one_status_read(callback_service, sandbox):
@@ -50,7 +49,7 @@ async def test_a_duplicate_delivery_after_the_job_finished_gets_a_2xx_and_change
     sandbox.state.callback_copies = 2
     events = await collect(callback_service, FOX, [("kie", "flux-kontext-pro")])
     assert [e.state for e in events].count("succeeded") == 1
-    codes = await deliveries(sandbox, "kie", count=2)
+    codes = await callback_answers(sandbox, "kie", count=2)
     assert len(codes) == 2 and all(200 <= code < 300 for code in codes)
 
 
@@ -74,16 +73,6 @@ async def test_forged_stale_or_unsigned_kie_deliveries_are_rejected(callback_ser
     assert response.status_code == 401
     assert reason in response.json()["status"]
     assert "sandbox-kie-hmac-key" not in response.text
-
-
-async def deliveries(sandbox, provider: str, *, count: int, within_s: float = 5.0) -> list[int]:
-    """The answers the sandbox got for ``provider``'s callbacks, once ``count`` of them came (or the time is up)."""
-    deadline = time.monotonic() + within_s
-    while True:
-        codes = [code for name, _, code in sandbox.state.callbacks_sent if name == provider]
-        if len(codes) >= count or time.monotonic() > deadline:
-            return codes
-        await asyncio.sleep(0.05)
 
 
 def trusts_callbacks(name: str) -> bool:
@@ -113,5 +102,5 @@ async def test_every_provider_finishes_through_its_callback_and_shrugs_off_a_dup
     # at its 10 s deadline (the safety-net poll, 15 s, comes later still).
     assert time.monotonic() - started < 8, "waited for the deadline's status read instead of the callback"
     assert sandbox.state.count(provider, "status") == (0 if trusts_callbacks(provider) else 1)
-    codes = await deliveries(sandbox, provider, count=2)  # the duplicate may still be on its way
+    codes = await callback_answers(sandbox, provider, count=2)  # the duplicate may still be on its way
     assert len(codes) == 2 and all(200 <= code < 300 for code in codes)
