@@ -47,7 +47,11 @@ def test_closing_the_tab_mid_run_records_its_jobs_as_stopped_with_their_task_ids
     page.locator("#text-generate").click()
     expect(page.locator("#text-kie-pro-status")).to_contain_text("running", timeout=20_000)
     wait_for(lambda: [s for s, _ in job_states(shared_app.data_dir)] == ["running"], 20, "the job to be running")
-    context.close()  # the visitor leaves
+    with page.expect_event("dialog") as asked:
+        page.close(run_before_unload=True)  # the visitor closes the tab: the browser asks first...
+    assert asked.value.type == "beforeunload"
+    asked.value.accept()  # ...and they leave
+    context.close()
     wait_for(lambda: [s for s, _ in job_states(shared_app.data_dir)] == ["stopped"], 20, "the job to be stopped")
     ((_, task_id),) = job_states(shared_app.data_dir)
     assert task_id, "a stopped job keeps its task id, to be resumed"

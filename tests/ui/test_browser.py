@@ -149,9 +149,21 @@ def test_stop_leaves_the_running_panel_stopped_with_its_task_id(web_page: Page, 
     expect(web_page.locator("#text-kie-pro-status")).to_contain_text("running", timeout=WAIT_MS)
     web_page.locator("#text-stop").click()
     expect(web_page.locator("#text-kie-pro-status")).to_contain_text(re.compile(r"stopped after .* \(task \w+"))
+    # (tests/security/test_10_closed_tab.py closes a running page: the browser asks first)
+    assert not asks_before_leaving(web_page), "with nothing running, leaving asks nothing"
     expect(web_page.locator("#text-kie-pro-info")).to_contain_text("Resume waits for it again")
     expect(web_page.locator("#text-resume")).to_be_visible()
     expect(web_page.locator("#text-grid .kx-tile[data-phase=stopped] [data-action=resume]")).to_have_count(1)
+
+
+def asks_before_leaving(page: Page) -> bool:
+    """Whether the page's beforeunload handlers would make the browser ask (as on closing or reloading).
+
+    Gradio's own handler closes the page's streams too: call it only once nothing should stream any more.
+    """
+    script = "() => { const e = new Event('beforeunload', {cancelable: true}); dispatchEvent(e); "
+    script += "return e.defaultPrevented; }"
+    return bool(page.evaluate(script))
 
 
 def open_keys(web_page: Page, app: RunningApp) -> None:

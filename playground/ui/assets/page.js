@@ -1,5 +1,6 @@
 // The page's own behaviour in the browser, loaded once through launch(head=...): the grid's views, picking
-// results to compare, the compare view (one zoom and pan for every picture), scrolling to the results.
+// results to compare, the compare view (one zoom and pan for every picture), scrolling to the results, and
+// a question before leaving a page whose jobs still run.
 // Everything here is the visitor's own view of a run: nothing goes to the server but Resume and the History
 // row a visitor opens (through the gr.HTML components' trigger()), and Stop (the tab's own Stop button).
 (() => {
@@ -10,6 +11,15 @@
   const MAX_PICK = 4;
   const attr = (tab, what) => `data-kx-${tab}-${what}`;
   const setOption = (tab, what, value) => root.setAttribute(attr(tab, what), value);
+  const ACTIVE = '.kx-tile[data-phase="queued"], .kx-tile[data-phase="running"]';
+
+  // Leaving the page stops its runs (the server keeps their jobs as stopped, with task ids for Resume):
+  // while a job is queued or running, the browser asks first.
+  window.addEventListener("beforeunload", (event) => {
+    if (!document.querySelector(ACTIVE)) return;
+    event.preventDefault();
+    event.returnValue = "";
+  });
 
   function gridOf(node) {
     return node && node.closest ? node.closest(".kx-grid") : null;
