@@ -20,6 +20,12 @@
    rewritten, the API schema encoded), about 0.2 s of CPU per visitor on this page, which is most of what 50
    visitors at once cost. Both depend only on the address the request came in by (and on the user when a
    password is set), so ``cache_page_answers`` keeps each answer per address and replays it.
+5. For every ``gr.update(...)`` an output gets, Gradio builds a whole new component from the old one's
+   constructor arguments plus the update (an Image's or a DownloadButton's ``__init__``), only to read the
+   updated properties back off it. A run's panels send such updates for their images and downloads (value,
+   visibility, label): the largest single cost of 50 visitors at once. Those are now answered from the update
+   and the component's own ``postprocess``, as Gradio's ``postprocess_update_dict`` would; any other update
+   still goes through Gradio's path.
 """
 
 from __future__ import annotations
@@ -30,7 +36,10 @@ from typing import Any
 
 import gradio as gr
 from fastapi import FastAPI
+from gradio import processing_utils, utils
 from gradio.blocks import Blocks
+from gradio.components import Component
+from gradio.data_classes import GradioModel, GradioRootModel
 from gradio.state_holder import SessionState
 from starlette.routing import Route, Router
 
@@ -94,10 +103,17 @@ async def _postprocess_changed(self: Blocks, block_fn: Any, predictions: Any, st
     many = isinstance(predictions, (list, tuple)) and len(outputs) > 1 and len(predictions) == len(outputs)
     if not many or block_fn.batch or block_fn.is_validator_function:
         return await _original_postprocess(self, block_fn, predictions, state)
-    changed = [i for i, value in enumerate(predictions) if not _is_skip(value)]
+    result: list[Any] = [gr.skip() for _ in outputs]
+    changed = []
+    for i, value in enumerate(predictions):
+        if _is_skip(value):
+            continue
+        if block_fn.postprocess and _is_simple_update(outputs[i], value):
+            result[i] = await _simple_update(outputs[i], value)
+        else:
+            changed.append(i)
     if len(changed) == len(outputs):
         return await _original_postprocess(self, block_fn, predictions, state)
-    result: list[Any] = [gr.skip() for _ in outputs]
     if changed:
         subset = _Outputs(block_fn, [outputs[i] for i in changed])
         values = [predictions[i] for i in changed]
@@ -105,6 +121,30 @@ async def _postprocess_changed(self: Blocks, block_fn: Any, predictions: Any, st
         for i, value in zip(changed, done, strict=True):
             result[i] = value
     return result
+
+
+_SIMPLE_PROPS = frozenset({"__type__", "value", "visible", "label"})  # fix 5: what a panel's updates carry
+
+
+def _is_simple_update(block: Any, value: Any) -> bool:
+    return (
+        utils.is_prop_update(value)  # type: ignore[no-untyped-call]
+        and value.keys() <= _SIMPLE_PROPS
+        and isinstance(block, Component)
+        and not block.stateful
+        and not isinstance(block, gr.HTML)  # HTML keeps unknown props apart (``props``)
+    )
+
+
+async def _simple_update(block: Component, update: dict[str, Any]) -> Any:
+    """What Gradio sends for ``update`` (value, visible, label), without building a component for it."""
+    update = utils.delete_none(dict(update), skip_value=True)
+    out = {name: prop for name, prop in update.items() if name not in ("__type__", "value") and hasattr(block, name)}
+    if "value" in update:
+        value = block.postprocess(update["value"])  # type: ignore[no-untyped-call]
+        out["value"] = value.model_dump() if isinstance(value, (GradioModel, GradioRootModel)) else value
+    out["__type__"] = "update"
+    return await processing_utils.async_move_files_to_cache(out, block, postprocess=True)
 
 
 def _diffs_without_deletes(

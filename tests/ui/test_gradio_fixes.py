@@ -93,3 +93,63 @@ def test_config_and_api_info_are_answered_from_memory_per_address_and_match_grad
         assert len(cached.kept) == 3
     finally:
         demo.close()
+
+
+def test_a_panels_updates_go_out_as_gradio_would_send_them_without_building_a_component(tmp_path, monkeypatch):
+    from playground.ui import gradio_fixes
+    from tests.conftest import png_bytes
+
+    apply_gradio_fixes()
+    picture = tmp_path / "result.png"
+    picture.write_bytes(png_bytes())
+    with gr.Blocks() as demo:
+        image = gr.Image(type="filepath", visible=False)
+        slider = gr.ImageSlider(type="filepath", visible=False)
+        download = gr.DownloadButton("Download original", visible=False)
+        use = gr.Button("Use as input", visible=False)
+        status = gr.Markdown()
+    outputs = [image, slider, download, use, status]
+    updates = [  # as panels.render_panel sends them: running, then done, then a failed job
+        [
+            gr.update(value=None, visible=True),
+            gr.update(value=None, visible=True),
+            gr.update(value=None, visible=False),
+            gr.update(visible=False),
+            "running",
+        ],
+        [
+            gr.update(value=str(picture), visible=True),
+            gr.update(value=(str(picture), str(picture)), visible=True),
+            gr.update(value=str(picture), label="Download original (PNG, 1 KB)", visible=True),
+            gr.update(visible=True),
+            "done",
+        ],
+        [
+            gr.update(value=None, visible=False),
+            gr.update(value=None, visible=False),
+            gr.update(value=None, visible=False),
+            gr.update(visible=False),
+            "failed",
+        ],
+    ]
+    fn = type("Fn", (), {"outputs": outputs, "batch": False, "is_validator_function": False, "postprocess": True})()
+    built = []
+    for cls in (gr.Image, gr.ImageSlider, gr.DownloadButton, gr.Button):
+        original = cls.__init__
+
+        def counting(self, *args, _original=original, **kwargs):
+            built.append(type(self).__name__)
+            _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "__init__", counting)
+    sent = []
+    for frame in updates:
+        ours = postprocess(demo, outputs, [dict(v) if isinstance(v, dict) else v for v in frame], SessionState(demo))
+        assert built == [], "no component was built for the updates"
+        gradios = asyncio.run(gradio_fixes._original_postprocess(demo, fn, list(frame), SessionState(demo)))
+        assert ours == gradios, "the same update Gradio's own path sends"
+        built.clear()
+        sent.append(ours)
+    done = sent[1]
+    assert done[0]["value"]["path"].endswith(".png") and done[2]["label"] == "Download original (PNG, 1 KB)"
+    assert sent[2][2] == {"visible": False, "value": None, "__type__": "update"}
