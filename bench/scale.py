@@ -35,7 +35,9 @@ from playground.service import GenerationService
 from playground.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-WARMUP_ROUNDS = 10  # the policy learns a (provider, model) after 5 finished jobs
+# The policy learns a (provider, model) after 5 finished jobs; 5 more, read on the learned schedule, are the
+# precise ones it then prefers. So the measured round polls as a used app does (one read per job here).
+WARMUP_ROUNDS = 10
 
 
 def serve_sandbox(port: int, seconds: float) -> None:

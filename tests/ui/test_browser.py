@@ -149,11 +149,11 @@ def test_stop_leaves_the_running_panel_stopped_with_its_task_id(web_page: Page, 
     expect(web_page.locator("#text-kie-pro-status")).to_contain_text("running", timeout=WAIT_MS)
     web_page.locator("#text-stop").click()
     expect(web_page.locator("#text-kie-pro-status")).to_contain_text(re.compile(r"stopped after .* \(task \w+"))
-    # (tests/security/test_10_closed_tab.py closes a running page: the browser asks first)
-    assert not asks_before_leaving(web_page), "with nothing running, leaving asks nothing"
     expect(web_page.locator("#text-kie-pro-info")).to_contain_text("Resume waits for it again")
     expect(web_page.locator("#text-resume")).to_be_visible()
     expect(web_page.locator("#text-grid .kx-tile[data-phase=stopped] [data-action=resume]")).to_have_count(1)
+    # last, as it sets off Gradio's own handler too (tests/security/test_10_closed_tab.py: a running page asks)
+    assert not asks_before_leaving(web_page), "with nothing running, leaving asks nothing"
 
 
 def asks_before_leaving(page: Page) -> bool:
