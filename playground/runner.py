@@ -195,7 +195,12 @@ class Run:
             schedule = FixedSchedule(safety, safety)
         # With a public address any job may get a delivery (a nudge, say), so every wait can be cut short.
         sleep = waiter.nap if context.callbacks else context.sleep
-        watched = WatchedJob(spec.name, spec.label, job.task_id, context.clock(), self.timeout_s)
+        # The schedule counts from the create's answer, as the durations it learned from do (latency less the
+        # create's round trip); keeping "submitted" in history first must not push the reads later.
+        accepted = tracker.timer.create_answered
+        watched = WatchedJob(
+            spec.name, spec.label, job.task_id, context.clock() if accepted is None else accepted, self.timeout_s
+        )
 
         async def read() -> JobStatus | None:
             await context.pace(spec)

@@ -35,13 +35,13 @@ class Schedule(Protocol):
 
 @dataclass(frozen=True)
 class FixedSchedule:
-    """The first read after ``first_s``, then one every ``interval_s``."""
+    """The first read ``first_s`` after waiting started, then one every ``interval_s``."""
 
     first_s: float
     interval_s: float
 
     def delay_s(self, reads: int, elapsed_s: float) -> float:
-        return self.first_s if reads == 0 else self.interval_s
+        return max(0.0, self.first_s - elapsed_s) if reads == 0 else self.interval_s
 
 
 @dataclass(frozen=True)

@@ -312,6 +312,43 @@ async def test_a_status_word_nobody_documented_is_shown_then_fails_the_job_after
     assert now[0] == pytest.approx(2.0 + 3.0 + 3.0), "three documented-schedule reads, not the 300 s deadline"
 
 
+async def test_a_slow_history_write_does_not_push_the_status_reads_later_in_virtual_time(tmp_path):
+    import httpx
+    from pydantic import SecretStr
+
+    from playground.history import SqliteHistory
+    from playground.settings import Settings
+
+    now, reads = [0.0], []
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    class SlowToKeep(Crashing):
+        async def record(self, event):
+            if event.state == "running":
+                await sleep(1.5)  # keeping "submitted as ..." takes a while (a busy or remote store)
+            await self.store.record(event)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/generate"):
+            return httpx.Response(200, json={"code": 200, "msg": "success", "data": {"taskId": "t-7"}})
+        reads.append(now[0])
+        flag = 1 if now[0] >= 5.0 else 0
+        data = {"taskId": "t-7", "successFlag": flag, "response": {"resultImageUrl": "https://cdn.example/r.png"}}
+        return httpx.Response(200, json={"code": 200, "msg": "success", "data": data})
+
+    settings = Settings(secrets={"KIE_API_KEY": SecretStr("k")}, out_dir=tmp_path, data_dir=tmp_path)
+    store = SqliteHistory.open(tmp_path)
+    service = GenerationService(
+        settings, history=SlowToKeep(store), transport=httpx.MockTransport(answer), sleep=sleep, clock=lambda: now[0]
+    )
+    await collect(service, FOX, [("kie", "flux-kontext-pro")])
+    await service.aclose()
+    await store.aclose()
+    assert reads[:2] == [2.0, 5.0], "KIE's documented 2 s, then every 3 s, counted from the create's answer"
+
+
 async def test_with_prices_set_no_job_costs_unknown_and_a_billed_price_wins(settings, sandbox):
     from playground.models import InputImage
     from playground.settings import parse_prices
