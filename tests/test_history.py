@@ -377,6 +377,70 @@ async def test_writes_from_many_tasks_at_once_all_land(store):
     assert (await store.get_run("run1")).outcome == "succeeded"
 
 
+def count_commits(store: SqliteHistory) -> list[str]:
+    """Every COMMIT the store's own connection sends from now on."""
+    commits: list[str] = []
+    store._db.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    return commits
+
+
+def hold_the_worker(store: SqliteHistory) -> threading.Event:
+    """Keep the store's worker busy until the returned event is set, as a slow write would."""
+    release = threading.Event()
+    store._worker.submit(release.wait)
+    return release
+
+
+async def test_events_that_arrive_while_the_store_is_busy_are_committed_together(sqlite_store):
+    providers = [f"p{i}" for i in range(20)]
+    await sqlite_store.start_run("run1", FOX, [(name, "flux-kontext-pro") for name in providers])
+    commits, release = count_commits(sqlite_store), hold_the_worker(sqlite_store)
+    writes = [asyncio.ensure_future(sqlite_store.record(event("running", provider=name))) for name in providers]
+    await asyncio.sleep(0)  # every record() has queued its event; none is on disk yet
+    assert not any(write.done() for write in writes)
+    release.set()
+    await asyncio.gather(*writes)
+    assert commits == ["COMMIT"], "twenty events, one transaction"
+    run = await sqlite_store.get_run("run1")
+    assert [job.state for job in run.jobs] == ["running"] * 20
+    assert all([change.state for change in job.changes] == ["queued", "running"] for job in run.jobs)
+
+
+async def test_an_event_the_database_refuses_fails_alone_and_the_others_in_its_commit_are_kept(sqlite_store):
+    await sqlite_store.start_run("run1", FOX, [("kie", "flux-kontext-pro"), ("fal", "flux-kontext-pro")])
+    raw_sql(
+        sqlite_store,
+        "CREATE TRIGGER picky BEFORE INSERT ON job_states WHEN NEW.message = 'bad' "
+        "BEGIN SELECT RAISE(ABORT, 'refused this one'); END",
+    )
+    release = hold_the_worker(sqlite_store)
+    good = asyncio.ensure_future(sqlite_store.record(event("running", provider="kie", message="fine")))
+    bad = asyncio.ensure_future(sqlite_store.record(event("running", provider="fal", message="bad")))
+    await asyncio.sleep(0)
+    release.set()
+    await good
+    with pytest.raises(StoreError, match="refused this one"):
+        await bad
+    states = {job.provider: job.state for job in (await sqlite_store.get_run("run1")).jobs}
+    assert states == {"kie": "running", "fal": "queued"}
+
+
+async def test_when_the_database_itself_fails_every_event_in_the_commit_hears_it_and_none_is_half_kept(sqlite_store):
+    await sqlite_store.start_run("run1", FOX, [("kie", "flux-kontext-pro"), ("fal", "flux-kontext-pro")])
+    release = hold_the_worker(sqlite_store)
+    writes = [asyncio.ensure_future(sqlite_store.record(event("running", provider=p))) for p in ("kie", "fal")]
+    await asyncio.sleep(0)
+    with sqlite3.connect(sqlite_store.path, timeout=0) as other:  # another process holds the write lock
+        other.execute("BEGIN IMMEDIATE")
+        sqlite_store._db.execute("PRAGMA busy_timeout = 50")
+        release.set()
+        outcomes = await asyncio.gather(*writes, return_exceptions=True)
+        other.rollback()
+    assert [type(outcome) for outcome in outcomes] == [StoreError, StoreError]
+    assert all("locked" in str(outcome) for outcome in outcomes)
+    assert {job.state for job in (await sqlite_store.get_run("run1")).jobs} == {"queued"}
+
+
 async def test_the_store_never_runs_on_the_event_loops_thread(sqlite_store):
     store = sqlite_store
     loop_thread = threading.get_ident()

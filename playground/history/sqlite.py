@@ -12,6 +12,7 @@ own, so the event loop never waits for the disk or for another process's lock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import json
@@ -21,6 +22,7 @@ import threading
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -62,6 +64,26 @@ def in_worker(
     return call
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """One event waiting for a group commit, and how to tell its caller."""
+
+    event: JobEvent
+    stamp: str
+    loop: asyncio.AbstractEventLoop
+    done: asyncio.Future[None]
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
+    for done, error in outcomes:
+        if done.done():  # its caller was cancelled; the event is kept all the same
+            continue
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -81,6 +103,9 @@ class SqliteHistory:
         self._clock = clock
         self._lock = threading.RLock()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history")
+        self._pending: list[_Pending] = []  # events waiting for the next group commit
+        self._pending_lock = threading.Lock()
+        self._draining = False  # a group commit is queued on the worker and has not taken the events yet
 
     @classmethod
     def open(cls, data_dir: Path | str, *, clock: Clock = _now) -> SqliteHistory:
@@ -201,31 +226,75 @@ class SqliteHistory:
             )
             db.execute(UPDATE_SUMMARY_SQL, {"run_id": run_id})
 
-    @in_worker
-    def record(self, event: JobEvent, *, at: datetime | None = None) -> None:
+    async def record(self, event: JobEvent, *, at: datetime | None = None) -> None:
         """Keep one job event: update the job, and append its state if the state changed.
 
-        A repeated terminal event (a duplicate delivery) changes nothing.
+        A repeated terminal event (a duplicate delivery) changes nothing. Events that arrive while the worker
+        is busy are committed together, in one transaction (a group commit): each call still returns only once
+        its own event is on disk, and an event that cannot be kept fails alone.
         """
-        stamp = _iso(at or self._clock())
-        with self._write() as db:
-            db.execute(
-                "INSERT INTO runs (run_id, created_at, kind) VALUES (?, ?, 'resume') ON CONFLICT DO NOTHING",
-                (event.run_id, stamp),
-            )
-            before = db.execute(
-                "SELECT state FROM jobs WHERE run_id = ? AND provider = ? AND model = ?",
-                (event.run_id, event.provider, event.model),
-            ).fetchone()
-            if before is not None and before[0] == event.state and event.is_terminal:
-                return
-            job_id = db.execute(UPSERT_JOB_SQL, queries.job_params(event, stamp)).fetchone()[0]
-            if before is None or before[0] != event.state:
-                db.execute(
-                    "INSERT INTO job_states (job_id, state, at, elapsed_s, message) VALUES (?, ?, ?, ?, ?)",
-                    (job_id, event.state, stamp, event.elapsed_s, event.message),
-                )
-                db.execute(UPDATE_SUMMARY_SQL, {"run_id": event.run_id})
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        with self._pending_lock:
+            self._pending.append(_Pending(event, _iso(at or self._clock()), loop, done))
+            idle, self._draining = not self._draining, True
+        if idle:
+            try:
+                self._worker.submit(self._keep_pending)
+            except RuntimeError:  # closed: nothing will write what is waiting
+                with self._pending_lock:
+                    self._pending, self._draining = [], False
+                raise
+        await done
+
+    def _keep_pending(self) -> None:
+        """On the worker: write every event waiting now in one transaction, and tell each caller how it went."""
+        with self._pending_lock:
+            batch, self._pending, self._draining = self._pending, [], False
+        try:
+            outcomes = self._write_batch(batch)
+        except BaseException as exc:  # a bug, not the database: every caller hears it
+            outcomes = [exc] * len(batch)
+        for loop in {item.loop for item in batch}:
+            mine = [(item.done, outcome) for item, outcome in zip(batch, outcomes, strict=True) if item.loop is loop]
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting any more
+                loop.call_soon_threadsafe(_settle, mine)
+
+    def _write_batch(self, batch: Sequence[_Pending]) -> list[BaseException | None]:
+        try:
+            with self._write() as db:
+                runs = {item.event.run_id for item in batch if self._keep_one(db, item.event, item.stamp)}
+                for run_id in runs:
+                    db.execute(UPDATE_SUMMARY_SQL, {"run_id": run_id})
+            return [None] * len(batch)
+        except sqlite3.Error as exc:
+            # The database itself (locked, full, unreadable) fails every event alike; otherwise one event's data
+            # was refused: write them one by one, so only that one fails.
+            if len(batch) == 1 or isinstance(exc, sqlite3.OperationalError):
+                return [store_error(self.path, exc)] * len(batch)
+        return [self._write_batch([item])[0] for item in batch]
+
+    @staticmethod
+    def _keep_one(db: sqlite3.Connection, event: JobEvent, stamp: str) -> bool:
+        """Write one event inside the caller's transaction; True when its run's summary needs updating."""
+        db.execute(
+            "INSERT INTO runs (run_id, created_at, kind) VALUES (?, ?, 'resume') ON CONFLICT DO NOTHING",
+            (event.run_id, stamp),
+        )
+        before = db.execute(
+            "SELECT state FROM jobs WHERE run_id = ? AND provider = ? AND model = ?",
+            (event.run_id, event.provider, event.model),
+        ).fetchone()
+        if before is not None and before[0] == event.state and event.is_terminal:
+            return False
+        job_id = db.execute(UPSERT_JOB_SQL, queries.job_params(event, stamp)).fetchone()[0]
+        if before is not None and before[0] == event.state:
+            return False
+        db.execute(
+            "INSERT INTO job_states (job_id, state, at, elapsed_s, message) VALUES (?, ?, ?, ?, ?)",
+            (job_id, event.state, stamp, event.elapsed_s, event.message),
+        )
+        return True
 
     @in_worker
     def list_runs(
