@@ -58,12 +58,19 @@ def answers_app(seen: list[Request]) -> Starlette:
         record(request)
         return RedirectResponse("/echo", status_code=302)
 
+    async def sticky(request: Request) -> Response:
+        record(request)
+        response = JSONResponse({"ok": 1})
+        response.set_cookie("lb", "node-7")  # a load balancer's affinity cookie
+        return response
+
     return Starlette(
         routes=[
             Route("/echo", echo, methods=["GET", "POST"]),
             Route("/boom", boom, methods=["POST"]),
             Route("/busy", busy),
             Route("/old", moved),
+            Route("/sticky", sticky),
         ]
     )
 
@@ -288,3 +295,14 @@ async def test_our_user_agent_is_sent_and_aiohttps_is_not(client, server):
     url, seen = server
     await demo(client).create("POST", f"{url}/echo", json={})
     assert seen[0].headers.getlist("user-agent") == [USER_AGENT]
+
+
+async def test_no_cookie_a_provider_sets_is_kept_or_sent_back(client, server):
+    url, seen = server
+    http = demo(client)
+    first = await http.fetch("GET", f"{url}/sticky")
+    assert first.headers["set-cookie"].startswith("lb=node-7"), "the server did set one"
+    await http.fetch("GET", f"{url}/sticky")
+    await http.create("POST", f"{url}/echo", json={})
+    assert [r.headers.get("cookie") for r in seen] == [None, None, None]
+    assert not client.cookies
