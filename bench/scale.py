@@ -4,7 +4,7 @@ N runs x every provider x both models (edits, so Runflow takes part), all at onc
 known time, with history and the learned polling policy as the app has them (a few warm-up rounds first).
 The sandbox serves small ready-made images, so its own drawing does not dominate, and runs in its own
 process, so its CPU is not counted. Prints jobs, succeeded, wall / job seconds, p50/p99 latency, and the
-playground process's CPU seconds and peak RSS.
+playground process's CPU seconds and peak RSS, and how wide the latencies' intervals are.
 
 .venv/bin/python bench/scale.py                 # 63 runs x 16 = 1,008 jobs of 5 s
 .venv/bin/python bench/scale.py --runs 10 --seconds 3
@@ -82,11 +82,13 @@ async def measure(runs: int, seconds: float, url: str, file_id: str) -> None:
         await history.aclose()
     events = [event for run in done for event in run]
     latencies = sorted(e.result.latency_s for e in events if e.result is not None)
+    bars = sorted(e.result.latency_s - (e.result.latency_low_s or 0.0) for e in events if e.result is not None)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{len(events)} jobs ({runs} runs x {len(targets)} provider x model pairs), {seconds:g} s each, at once")
     print(f"succeeded       {len(latencies)} of {len(events)}")
     print(f"wall            {wall:.2f} s = {wall / seconds:.2f} x the job time")
     print(f"latency p50     {pct(latencies, 50):.2f} s   p99 {pct(latencies, 99):.2f} s")
+    print(f"error bar p50   {pct(bars, 50):.2f} s   p99 {pct(bars, 99):.2f} s (how wide each latency's interval is)")
     print(f"playground CPU  {cpu:.2f} s = {1000 * cpu / len(events):.2f} ms per job")
     print(f"peak RSS        {peak_mb:.0f} MB")
     for reason, count in Counter(e.error for e in events if e.result is None).most_common(3):
