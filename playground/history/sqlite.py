@@ -2,8 +2,9 @@
 
 One file, ``<data_dir>/history.sqlite3`` (WAL mode). A local input image is copied once to
 ``<data_dir>/inputs/<sha256>.<ext>`` and the stored request names that path, never the bytes.
-Each write is one transaction: a failure in the middle leaves nothing behind. The schema version is
-``PRAGMA user_version``; ``MIGRATIONS`` takes an older file to the current version, in order.
+Each write is one transaction (job events that arrive together share one): a failure in the middle leaves
+nothing behind. The schema version is ``PRAGMA user_version``; ``MIGRATIONS`` takes an older file to the
+current version, in order.
 
 The API is async, as the History interface says; the work happens on one worker thread of the store's
 own, so the event loop never waits for the disk or for another process's lock.
