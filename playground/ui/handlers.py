@@ -137,7 +137,11 @@ class Handlers:
             choices = self.provider_choices(keys, kind, request)
             names = {name for _, name in choices}
             value = [n for n in sel if n in names] or self.default_providers(kind, keys, request)
-            updates.append(gr.update(choices=choices, value=value))
+            # Unchanged, the ticks are left to the page: this answers the page's load, and a visitor's first
+            # clicks, made before it arrives, must not be undone by it.
+            updates.append(
+                gr.update(choices=choices) if value == list(sel) else gr.update(choices=choices, value=value)
+            )
         return updates
 
     # --- what the controls mean, before the run ------------------------------------------------------

@@ -75,3 +75,16 @@ def test_a_page_on_a_hugging_face_space_is_public_like_a_share_link(tmp_path):
     on_space = {"SPACE_ID": "someone/playground", "PLAYGROUND_BROWSER_SECRET": "s"}
     page = build_page(GenerationService(keyed), share=False, environ=on_space)
     assert (page.handlers.options.shared, page.handlers.options.server_keys) == (True, False)
+
+
+def test_the_pages_load_answer_leaves_the_ticks_alone_unless_they_must_change():
+    service = GenerationService(Settings(secrets={"KIE_API_KEY": SecretStr("k"), "FAL_KEY": SecretStr("f")}))
+    handlers = Handlers(service, UiOptions(sandbox=False))
+    # What the page had ticked when it loaded is still usable: the answer must not set the ticks, or it would
+    # undo what the visitor clicked while it was on its way.
+    text, edit = handlers.choices({}, ["kie"], ["fal"])
+    assert "value" not in text and "value" not in edit
+    assert {"kie", "fal"} <= {name for _, name in text["choices"]}
+    # A ticked provider that is no longer offered: the ticks are corrected.
+    text, _ = handlers.choices({}, ["kie", "gone"], ["fal"])
+    assert text["value"] == ["kie"]
