@@ -425,6 +425,30 @@ async def test_an_event_the_database_refuses_fails_alone_and_the_others_in_its_c
     assert states == {"kie": "running", "fal": "queued"}
 
 
+async def test_an_event_that_hits_a_bug_fails_alone_and_the_others_in_its_commit_are_kept(sqlite_store, monkeypatch):
+    from playground.history import queries
+
+    await sqlite_store.start_run("run1", FOX, [("kie", "flux-kontext-pro"), ("fal", "flux-kontext-pro")])
+    real = queries.job_params
+
+    def job_params(event, stamp):
+        if event.provider == "fal":
+            raise ValueError("a bug in keeping fal's event")
+        return real(event, stamp)
+
+    monkeypatch.setattr(queries, "job_params", job_params)
+    release = hold_the_worker(sqlite_store)
+    good = asyncio.ensure_future(sqlite_store.record(event("running", provider="kie")))
+    bad = asyncio.ensure_future(sqlite_store.record(event("running", provider="fal")))
+    await asyncio.sleep(0)
+    release.set()
+    await good
+    with pytest.raises(ValueError, match="a bug"):
+        await bad
+    states = {job.provider: job.state for job in (await sqlite_store.get_run("run1")).jobs}
+    assert states == {"kie": "running", "fal": "queued"}
+
+
 async def test_when_the_database_itself_fails_every_event_in_the_commit_hears_it_and_none_is_half_kept(sqlite_store):
     await sqlite_store.start_run("run1", FOX, [("kie", "flux-kontext-pro"), ("fal", "flux-kontext-pro")])
     release = hold_the_worker(sqlite_store)

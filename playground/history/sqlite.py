@@ -268,11 +268,11 @@ class SqliteHistory:
                 for run_id in runs:
                     db.execute(UPDATE_SUMMARY_SQL, {"run_id": run_id})
             return [None] * len(batch)
-        except sqlite3.Error as exc:
-            # The database itself (locked, full, unreadable) fails every event alike; otherwise one event's data
-            # was refused: write them one by one, so only that one fails.
+        except Exception as exc:
+            # The database itself (locked, full, unreadable) fails every event alike; otherwise one event was
+            # refused (its data, or a bug it hit): write them one by one, so only that one fails.
             if len(batch) == 1 or isinstance(exc, sqlite3.OperationalError):
-                return [store_error(self.path, exc)] * len(batch)
+                return [store_error(self.path, exc) if isinstance(exc, sqlite3.Error) else exc] * len(batch)
         return [self._write_batch([item])[0] for item in batch]
 
     @staticmethod
