@@ -56,10 +56,12 @@ def test_a_1_gb_file_given_to_the_cli_is_refused_without_being_read(tmp_path):
     big = tmp_path / "huge.png"
     with big.open("wb") as out:
         out.truncate(1024**3)  # sparse: a 1 GB file that takes no disk
-    # The CLI itself, measuring its own peak memory on the way out.
+    # The CLI itself, measuring its own peak memory on the way out: VmHWM, not getrusage's ru_maxrss, which on
+    # Linux carries over the forking test process's size (a worker past 400 MB failed this once).
     probe = (
-        "import resource, sys; from playground.cli import main; code = main(sys.argv[1:]); "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(code)"
+        "import re, sys; from playground.cli import main; code = main(sys.argv[1:]); "
+        "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1), file=sys.stderr); "
+        "sys.exit(code)"
     )
     args = ["generate", "--sandbox", "--provider", "runflow", "--prompt", "edit", "--image", str(big)]
     done = subprocess.run(
