@@ -15,6 +15,7 @@ from playwright.sync_api import Browser, expect, sync_playwright
 
 from tests.security.conftest import wait_for
 from tests.ui.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.ui.test_browser import choose
 
 pytestmark = pytest.mark.browser
 PROMPT = "a lighthouse that never finishes sandbox:never"
@@ -41,9 +42,7 @@ def test_closing_the_tab_mid_run_records_its_jobs_as_stopped_with_their_task_ids
     page = context.new_page()
     page.goto(shared_app.url)
     page.locator("#text-prompt textarea").fill(PROMPT)
-    for label in page.locator("#text-providers label").all():  # KIE AI alone
-        if label.locator("input").is_checked() != label.inner_text().startswith("KIE AI"):
-            label.click()
+    choose(page, "text", ["KIE AI"])  # KIE AI alone
     page.locator("#text-generate").click()
     expect(page.locator("#text-kie-pro-status")).to_contain_text("running", timeout=20_000)
     wait_for(lambda: [s for s, _ in job_states(shared_app.data_dir)] == ["running"], 20, "the job to be running")

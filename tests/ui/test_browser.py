@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,12 +58,26 @@ def open_tab(page: Page, name: str) -> None:
 
 
 def choose(page: Page, tab: str, providers: list[str]) -> None:
-    """Tick exactly these providers (labels start with the provider's name)."""
-    for label in page.locator(f"#{tab}-providers label").all():
-        box = label.locator("input")
-        wanted = any(label.inner_text().startswith(name) for name in providers)
-        if box.is_checked() != wanted:
-            label.click()
+    """Tick exactly these providers (labels start with the provider's name), until they stay so for a second.
+
+    The page's load answer sets the provider lists; where it must correct the ticks (a page whose visitors
+    cannot use every provider), arriving after these clicks it puts its own back, so they are made again.
+    """
+    labels = page.locator(f"#{tab}-providers label")
+    deadline, steady_since = time.monotonic() + 20, None
+    while True:
+        clicked = False
+        for label in labels.all():
+            wanted = any(label.inner_text().startswith(name) for name in providers)
+            if label.locator("input").is_checked() != wanted:
+                label.click()
+                clicked = True
+        now = time.monotonic()
+        steady_since = None if clicked else steady_since or now
+        if steady_since is not None and now - steady_since >= 1.0:
+            return
+        assert now < deadline, f"the {tab} tab's providers did not stay ticked as {providers}"
+        page.wait_for_timeout(200)
 
 
 def loaded(image: Locator) -> None:
