@@ -391,15 +391,22 @@ def hold_the_worker(store: SqliteHistory) -> threading.Event:
     return release
 
 
-async def test_events_that_arrive_while_the_store_is_busy_are_committed_together(sqlite_store):
-    providers = [f"p{i}" for i in range(20)]
-    await sqlite_store.start_run("run1", FOX, [(name, "flux-kontext-pro") for name in providers])
-    commits, release = count_commits(sqlite_store), hold_the_worker(sqlite_store)
-    writes = [asyncio.ensure_future(sqlite_store.record(event("running", provider=name))) for name in providers]
+async def record_together(store: SqliteHistory, *events: JobEvent) -> list[BaseException | None]:
+    """Record ``events`` while the worker is held, so they share one group commit; each one's outcome."""
+    release = hold_the_worker(store)
+    writes = [asyncio.ensure_future(store.record(one)) for one in events]
     await asyncio.sleep(0)  # every record() has queued its event; none is on disk yet
     assert not any(write.done() for write in writes)
     release.set()
-    await asyncio.gather(*writes)
+    return list(await asyncio.gather(*writes, return_exceptions=True))
+
+
+async def test_events_that_arrive_while_the_store_is_busy_are_committed_together(sqlite_store):
+    providers = [f"p{i}" for i in range(20)]
+    await sqlite_store.start_run("run1", FOX, [(name, "flux-kontext-pro") for name in providers])
+    commits = count_commits(sqlite_store)
+    outcomes = await record_together(sqlite_store, *(event("running", provider=name) for name in providers))
+    assert outcomes == [None] * 20
     assert commits == ["COMMIT"], "twenty events, one transaction"
     run = await sqlite_store.get_run("run1")
     assert [job.state for job in run.jobs] == ["running"] * 20
@@ -413,14 +420,11 @@ async def test_an_event_the_database_refuses_fails_alone_and_the_others_in_its_c
         "CREATE TRIGGER picky BEFORE INSERT ON job_states WHEN NEW.message = 'bad' "
         "BEGIN SELECT RAISE(ABORT, 'refused this one'); END",
     )
-    release = hold_the_worker(sqlite_store)
-    good = asyncio.ensure_future(sqlite_store.record(event("running", provider="kie", message="fine")))
-    bad = asyncio.ensure_future(sqlite_store.record(event("running", provider="fal", message="bad")))
-    await asyncio.sleep(0)
-    release.set()
-    await good
-    with pytest.raises(StoreError, match="refused this one"):
-        await bad
+    good, bad = await record_together(
+        sqlite_store, event("running", provider="kie", message="fine"), event("running", provider="fal", message="bad")
+    )
+    assert good is None
+    assert isinstance(bad, StoreError) and "refused this one" in str(bad)
     states = {job.provider: job.state for job in (await sqlite_store.get_run("run1")).jobs}
     assert states == {"kie": "running", "fal": "queued"}
 
@@ -437,14 +441,9 @@ async def test_an_event_that_hits_a_bug_fails_alone_and_the_others_in_its_commit
         return real(event, stamp)
 
     monkeypatch.setattr(queries, "job_params", job_params)
-    release = hold_the_worker(sqlite_store)
-    good = asyncio.ensure_future(sqlite_store.record(event("running", provider="kie")))
-    bad = asyncio.ensure_future(sqlite_store.record(event("running", provider="fal")))
-    await asyncio.sleep(0)
-    release.set()
-    await good
-    with pytest.raises(ValueError, match="a bug"):
-        await bad
+    good, bad = await record_together(sqlite_store, event("running", provider="kie"), event("running", provider="fal"))
+    assert good is None
+    assert isinstance(bad, ValueError) and "a bug" in str(bad)
     states = {job.provider: job.state for job in (await sqlite_store.get_run("run1")).jobs}
     assert states == {"kie": "running", "fal": "queued"}
 
