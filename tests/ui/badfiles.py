@@ -1,5 +1,5 @@
 """The bad uploads the issue lists, made on the fly: a text file named .png, an empty file, a PNG cut short,
-and a real 20000x20000 PNG (1 bit per pixel, so it is 48 KB on disk and quick to make)."""
+and a real PNG past the 50-megapixel limit (1 bit per pixel, so it is small on disk and quick to make)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,9 @@ def write_bad_files(folder: Path) -> dict[str, Path]:
         "notes.png": b"Shopping list: eggs, milk, a hot air balloon.\n",
         "empty.png": b"",
         "cut.png": png((400, 300))[:-200],
-        "huge.png": huge_png(),
+        # 8000x8000 (64 MP): past the limit, and the browser's own preview of it is quick. A 400 MP file froze
+        # Chromium's page for ~7 s after the refusal (its decoder, not the app: the app's process stayed idle).
+        "huge.png": huge_png(8000, 8000),
     }
     paths = {}
     for name, content in contents.items():

@@ -184,7 +184,7 @@ def test_each_bad_file_gets_one_sentence_in_the_page_and_no_traceback(desktop: P
         "notes.png": "notes.png is a text file, not an image (its name ends in .png, but its contents are text)",
         "empty.png": "empty.png is empty (0 bytes): choose a JPEG, PNG or WebP image.",
         "cut.png": "cut.png is a PNG file that is cut short or damaged",
-        "huge.png": "huge.png is 20000×20000 pixels (400 megapixels); the playground takes up to 50 megapixels",
+        "huge.png": "huge.png is 8000×8000 pixels (64 megapixels); the playground takes up to 50 megapixels",
     }
     for name, path in write_bad_files(tmp_path).items():
         page.locator("#edit-image input[type=file]").set_input_files(path)
