@@ -26,6 +26,10 @@
    visibility, label): the largest single cost of 50 visitors at once. Those are now answered from the update
    and the component's own ``postprocess``, as Gradio's ``postprocess_update_dict`` would; any other update
    still goes through Gradio's path.
+6. Every page load fetches Gradio's built frontend (~115 files under ``/assets/``), and Gradio reads each from
+   disk and has its Brotli middleware compress it again, for every visitor: with the page itself (now fix 4's),
+   about 1.4 s of server CPU per page load here. ``keep_frontend_files`` keeps each file's answer as it left
+   the server, compressed, and replays it (see KeptFiles).
 """
 
 from __future__ import annotations
@@ -193,7 +197,7 @@ def apply_gradio_fixes() -> None:
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 AsgiApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
-CACHED_PATHS = ("/config", "/gradio_api/info")
+CACHED_PATHS = ("/", "/config", "/gradio_api/info")
 ADDRESS_HEADERS = (b"host", b"x-forwarded-host", b"x-forwarded-proto", b"x-forwarded-prefix", b"forwarded")
 
 
@@ -225,10 +229,15 @@ class CachedAnswers:
             await send(message)
 
         await self.app(scope, receive, keep)
-        if messages and messages[0].get("status") == 200:
+        if _status(messages) == 200:
             self.kept[key] = messages
             while len(self.kept) > self.limit:
                 self.kept.popitem(last=False)
+
+
+def _status(messages: list[Message]) -> int | None:
+    """The answer's status (Starlette's test client sees a debug message before it)."""
+    return next((m.get("status") for m in messages if m.get("type") == "http.response.start"), None)
 
 
 def _address_key(scope: Scope) -> tuple[Any, ...]:
@@ -245,3 +254,72 @@ def cache_page_answers(app: FastAPI) -> CachedAnswers:
     cached = CachedAnswers(inner)
     app.router.routes[0:0] = [Route(path, endpoint=cached, methods=["GET"]) for path in CACHED_PATHS]
     return cached
+
+
+FRONTEND_PREFIXES = ("/assets/", "/static/")  # Gradio's built frontend and its static files: part of the wheel
+CONDITIONAL_HEADERS = (b"range", b"if-range", b"if-none-match", b"if-modified-since")
+
+
+class KeptFiles:
+    """An ASGI wrapper (outside every middleware) that answers a GET of a frontend file from memory.
+
+    The answer is kept as it left the server (compressed, whole), per path and the encoding Gradio's middleware
+    would pick for the request (br, else gzip, else none), only when it was a 200, and at most ``max_bytes`` in
+    all. A request with a condition or a range goes through Gradio as before (its 304s and partial answers).
+    """
+
+    def __init__(self, app: AsgiApp, *, max_bytes: int = 64_000_000) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.size = 0
+        self.kept: dict[tuple[str, str], tuple[Message, Message]] = {}
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Any) -> None:
+        key = _frontend_key(scope)
+        if key is None:
+            await self.app(scope, receive, send)
+            return
+        if key in self.kept:
+            for message in self.kept[key]:
+                await send(message)
+            return
+        messages: list[Message] = []
+
+        async def keep(message: Message) -> None:
+            messages.append(message)
+            await send(message)
+
+        await self.app(scope, receive, keep)
+        self._keep(key, messages)
+
+    def _keep(self, key: tuple[str, str], messages: list[Message]) -> None:
+        if _status(messages) != 200:
+            return
+        first = next(m for m in messages if m.get("type") == "http.response.start")
+        bodies = [m for m in messages if m.get("type") == "http.response.body"]
+        body = b"".join(m.get("body", b"") for m in bodies)
+        if not bodies or bodies[-1].get("more_body") or self.size + len(body) > self.max_bytes:
+            return  # not whole (the client left), or past the budget: served from disk as before
+        headers = [(k, v) for k, v in first.get("headers", []) if k.lower() != b"content-length"]
+        start = {**first, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
+        self.kept[key] = (start, {"type": "http.response.body", "body": body, "more_body": False})
+        self.size += len(body)
+
+
+def _frontend_key(scope: Scope) -> tuple[str, str] | None:
+    path = scope.get("path", "")
+    if scope.get("type") != "http" or scope.get("method") != "GET" or not path.startswith(FRONTEND_PREFIXES):
+        return None
+    headers = dict(scope.get("headers", ()))
+    if any(name in headers for name in CONDITIONAL_HEADERS) or scope.get("query_string"):
+        return None
+    accepted = headers.get(b"accept-encoding", b"")
+    return path, "br" if b"br" in accepted else "gzip" if b"gzip" in accepted else ""
+
+
+def keep_frontend_files(app: FastAPI) -> KeptFiles:
+    """Answer frontend files from memory (fix 6), outside Gradio's middleware. Returns the wrapper (for tests)."""
+    inner = app.middleware_stack or app.build_middleware_stack()
+    kept = KeptFiles(inner)
+    app.middleware_stack = kept
+    return kept

@@ -24,7 +24,7 @@ from playground.service import GenerationService
 from playground.settings import Settings
 from playground.ui.api import ApiEndpoints, add_endpoints
 from playground.ui.arena_handlers import ArenaHandlers
-from playground.ui.gradio_fixes import apply_gradio_fixes, cache_page_answers
+from playground.ui.gradio_fixes import apply_gradio_fixes, cache_page_answers, keep_frontend_files
 from playground.ui.handlers import Handlers, UiOptions
 from playground.ui.layout import build_ui, page_css, page_head
 from playground.ui.page import ASSETS
@@ -128,6 +128,7 @@ def launch(page: Page, *, share: bool = False, **overrides: Any) -> tuple[FastAP
     app, local_url, share_url = page.demo.launch(**(options | overrides))
     if options["auth"] is None and overrides.get("auth") is None:  # with a password, answers name the user
         cache_page_answers(app)
+    keep_frontend_files(app)
     serve_routes(app, page.routes)
     if share and not share_url:
         page.handlers.options.notices.append(share_failed_note(local_url))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import gradio as gr
 import pytest
@@ -82,15 +83,67 @@ def test_config_and_api_info_are_answered_from_memory_per_address_and_match_grad
     app, _, _ = demo.launch(prevent_thread_lock=True, quiet=True)
     try:
         plain = {path: TestClient(app).get(path).json() for path in ("/config", "/gradio_api/info")}
+        page = TestClient(app).get("/").text
         cached = cache_page_answers(app)
         client = TestClient(app)
         first = client.get("/config").json()
         assert first == plain["/config"] and client.get("/gradio_api/info").json() == plain["/gradio_api/info"]
-        assert len(cached.kept) == 2, "both answers were kept"
-        assert client.get("/config").json() == first and len(cached.kept) == 2, "the second came from memory"
+        assert client.get("/").text == page, "the page itself (it embeds both)"
+        assert len(cached.kept) == 3, "the three answers were kept"
+        assert client.get("/config").json() == first and len(cached.kept) == 3, "the second came from memory"
         other = TestClient(app, base_url="http://elsewhere.test").get("/config").json()
         assert other["root"] != first["root"] and "elsewhere.test" in other["root"], "another address, its own root"
-        assert len(cached.kept) == 3
+        assert len(cached.kept) == 4
+    finally:
+        demo.close()
+
+
+def test_frontend_files_are_kept_compressed_as_gradio_sent_them_and_replayed_without_reaching_gradio():
+    import gzip
+    import re
+
+    import brotli
+    from fastapi.testclient import TestClient
+    from gradio.routes import BUILD_PATH_LIB
+
+    from playground.ui.gradio_fixes import keep_frontend_files
+
+    with gr.Blocks() as demo:
+        gr.Textbox(label="words")
+    app, _, _ = demo.launch(prevent_thread_lock=True, quiet=True)
+    try:
+        client = TestClient(app)
+        asset = re.findall(r"/?(assets/[\w.-]+\.js)", client.get("/").text)[0]
+        on_disk = (Path(BUILD_PATH_LIB) / asset.removeprefix("assets/")).read_bytes()
+        br, gz = {"accept-encoding": "gzip, br"}, {"accept-encoding": "gzip"}
+        before = client.get(f"/{asset}", headers=br)
+        kept = keep_frontend_files(app)
+        reached = []
+        inner = kept.app
+
+        async def counting(scope, receive, send):
+            reached.append(scope["path"])
+            await inner(scope, receive, send)
+
+        kept.app = counting
+        answers = [client.get(f"/{asset}", headers=br) for _ in range(2)]
+        assert reached == [f"/{asset}"], "the second answer came from memory"
+        for answer in answers:
+            assert answer.status_code == 200 and answer.headers["content-encoding"] == "br"
+            assert answer.headers["content-type"] == before.headers["content-type"]
+            assert answer.content == before.content == on_disk, "the same file, decompressed (httpx reads br)"
+        raw = [m for m in kept.kept[(f"/{asset}", "br")] if m["type"] == "http.response.body"][0]["body"]
+        assert brotli.decompress(raw) == on_disk, "kept compressed, as it left the server"
+        zipped = client.get(f"/{asset}", headers=gz)
+        assert zipped.headers["content-encoding"] == "gzip" and zipped.content == on_disk
+        raw = [m for m in kept.kept[(f"/{asset}", "gzip")] if m["type"] == "http.response.body"][0]["body"]
+        assert gzip.decompress(raw) == on_disk, "each encoding its own answer"
+        conditional = client.get(f"/{asset}", headers={**br, "if-none-match": before.headers["etag"]})
+        assert conditional.content == on_disk and reached.count(f"/{asset}") == 3, "a condition goes to Gradio"
+        assert client.get("/assets/no-such-file.js", headers=br).status_code == 404
+        assert client.get("/assets/no-such-file.js", headers=br).status_code == 404
+        assert len(kept.kept) == 2 and reached.count("/assets/no-such-file.js") == 2, "a miss is never kept"
+        assert client.get("/config").json()["components"], "everything else as before"
     finally:
         demo.close()
 
