@@ -19,7 +19,8 @@
    (``/gradio_api/info``); Gradio builds both anew each time (a deep copy of the whole config, every URL in it
    rewritten, the API schema encoded), about 0.2 s of CPU per visitor on this page, which is most of what 50
    visitors at once cost. Both depend only on the address the request came in by (and on the user when a
-   password is set), so ``cache_page_answers`` keeps each answer per address and replays it.
+   password is set), so ``cache_page_answers`` keeps each answer per address and replays it; the same for the
+   page itself, which embeds both.
 5. For every ``gr.update(...)`` an output gets, Gradio builds a whole new component from the old one's
    constructor arguments plus the update (an Image's or a DownloadButton's ``__init__``), only to read the
    updated properties back off it. A run's panels send such updates for their images and downloads (value,
@@ -27,15 +28,15 @@
    and the component's own ``postprocess``, as Gradio's ``postprocess_update_dict`` would; any other update
    still goes through Gradio's path.
 6. Every page load fetches Gradio's built frontend (~115 files under ``/assets/``), and Gradio reads each from
-   disk and has its Brotli middleware compress it again, for every visitor: with the page itself (now fix 4's),
-   about 1.4 s of server CPU per page load here. ``keep_frontend_files`` keeps each file's answer as it left
+   disk and has its Brotli middleware compress it again, for every visitor: with the page itself, about 1.2 s
+   of server CPU per page load here (bench/page_load.py). ``keep_frontend_files`` keeps each file's answer as it left
    the server, compressed, and replays it (see KeptFiles).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 import gradio as gr
@@ -219,20 +220,29 @@ class CachedAnswers:
         key = _address_key(scope)
         if key in self.kept:
             self.kept.move_to_end(key)
-            for message in self.kept[key]:
-                await send(message)
-            return
-        messages: list[Message] = []
-
-        async def keep(message: Message) -> None:
-            messages.append(message)
-            await send(message)
-
-        await self.app(scope, receive, keep)
-        if _status(messages) == 200:
+        messages = await _replay_or_answer(self.app, self.kept, key, scope, receive, send)
+        if messages is not None and _status(messages) == 200:
             self.kept[key] = messages
             while len(self.kept) > self.limit:
                 self.kept.popitem(last=False)
+
+
+async def _replay_or_answer(
+    app: AsgiApp, kept: Mapping[Any, Sequence[Message]], key: Any, scope: Scope, receive: Any, send: Any
+) -> list[Message] | None:
+    """Send the answer kept under ``key`` (None); else let ``app`` answer, and return what it sent."""
+    if key in kept:
+        for message in kept[key]:
+            await send(message)
+        return None
+    messages: list[Message] = []
+
+    async def record(message: Message) -> None:
+        messages.append(message)
+        await send(message)
+
+    await app(scope, receive, record)
+    return messages
 
 
 def _status(messages: list[Message]) -> int | None:
@@ -248,7 +258,7 @@ def _address_key(scope: Scope) -> tuple[Any, ...]:
 
 
 def cache_page_answers(app: FastAPI) -> CachedAnswers:
-    """Serve /config and the API description from memory (fix 4); only for a page without a password, whose
+    """Serve the page, /config and the API description from memory (fix 4); only for a page without a password, whose
     answers name no user. Returns the cache (tests look into it)."""
     inner = Router(routes=list(app.router.routes))  # Gradio's own routes, as they were
     cached = CachedAnswers(inner)
@@ -265,7 +275,7 @@ class KeptFiles:
 
     The answer is kept as it left the server (compressed, whole), per path and the encoding Gradio's middleware
     would pick for the request (br, else gzip, else none), only when it was a 200, and at most ``max_bytes`` in
-    all. A request with a condition or a range goes through Gradio as before (its 304s and partial answers).
+    all. A request with a condition, a range or a query goes through Gradio as before.
     """
 
     def __init__(self, app: AsgiApp, *, max_bytes: int = 64_000_000) -> None:
@@ -279,18 +289,9 @@ class KeptFiles:
         if key is None:
             await self.app(scope, receive, send)
             return
-        if key in self.kept:
-            for message in self.kept[key]:
-                await send(message)
-            return
-        messages: list[Message] = []
-
-        async def keep(message: Message) -> None:
-            messages.append(message)
-            await send(message)
-
-        await self.app(scope, receive, keep)
-        self._keep(key, messages)
+        messages = await _replay_or_answer(self.app, self.kept, key, scope, receive, send)
+        if messages is not None:
+            self._keep(key, messages)
 
     def _keep(self, key: tuple[str, str], messages: list[Message]) -> None:
         if _status(messages) != 200:
