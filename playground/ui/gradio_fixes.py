@@ -245,9 +245,14 @@ async def _replay_or_answer(
     return messages
 
 
+def _start(messages: list[Message]) -> Message | None:
+    """The answer's start message (Starlette's test client sees a debug message before it)."""
+    return next((m for m in messages if m.get("type") == "http.response.start"), None)
+
+
 def _status(messages: list[Message]) -> int | None:
-    """The answer's status (Starlette's test client sees a debug message before it)."""
-    return next((m.get("status") for m in messages if m.get("type") == "http.response.start"), None)
+    start = _start(messages)
+    return None if start is None else start.get("status")
 
 
 def _address_key(scope: Scope) -> tuple[Any, ...]:
@@ -294,9 +299,9 @@ class KeptFiles:
             self._keep(key, messages)
 
     def _keep(self, key: tuple[str, str], messages: list[Message]) -> None:
-        if _status(messages) != 200:
+        first = _start(messages)
+        if first is None or first.get("status") != 200:
             return
-        first = next(m for m in messages if m.get("type") == "http.response.start")
         bodies = [m for m in messages if m.get("type") == "http.response.body"]
         body = b"".join(m.get("body", b"") for m in bodies)
         if not bodies or bodies[-1].get("more_body") or self.size + len(body) > self.max_bytes:
