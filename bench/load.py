@@ -86,7 +86,11 @@ def visitor(url: str) -> Any:
     """A visitor with the page loaded (a gradio_client Client)."""
     from gradio_client import Client
 
-    return Client(url, verbose=False, download_files=False)
+    # ssl_verify=False: the app is served over plain HTTP on loopback, so no TLS is ever negotiated, but with
+    # the default gradio_client builds a verifying TLS context (certifi's whole CA bundle, ~20 ms of CPU) for
+    # every httpx client it opens: its submit, its message stream and its heartbeat each open one, which for
+    # 50 visitors was most of the clients' CPU on the cores the app shares with them.
+    return Client(url, verbose=False, download_files=False, ssl_verify=False)
 
 
 def session(client: Any, providers: list[str], prompt: str) -> float:
