@@ -31,15 +31,28 @@
    disk and has its Brotli middleware compress it again, for every visitor: with the page itself, about 1.2 s
    of server CPU per page load here (bench/page_load.py). ``keep_frontend_files`` keeps each file's answer as it left
    the server, compressed, and replays it (see KeptFiles).
+7. Gradio hands every input's ``preprocess`` and every changed output's ``postprocess`` to a worker thread,
+   one at a time: for a text box or an HTML string that is ~0.1 ms of CPU in thread hand-offs (and a wait for
+   the GIL) around a conversion of a microsecond. A run's submit has 14 inputs and each of its frames a few
+   changed HTML outputs, so under 50 visitors these hand-offs were about a fifth of the event loop's time.
+   ``InlineConversions`` runs the conversions of the plain-data components (CHEAP_COMPONENTS) where they are
+   called; every other call (images, files, the event functions themselves) still goes to a thread.
+8. Each event Gradio runs is wrapped in a ``MatplotlibBackendMananger``, which tries ``import matplotlib``
+   on the way in and out. Without matplotlib installed (this playground has no use for it), each try is a
+   failed search of the whole import path, twice per event. When matplotlib cannot be found at start, the
+   wrapper does nothing.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
+import anyio
 import gradio as gr
+import gradio.blocks
 from fastapi import FastAPI
 from gradio import processing_utils, utils
 from gradio.blocks import Blocks
@@ -182,10 +195,64 @@ def _diffs_without_deletes(
     return _original_diffs(self, block_fn, data, session_hash, run, final, simple_format)
 
 
+# Fix 7: components whose preprocess/postprocess only convert plain data (no file, image or network work).
+CHEAP_COMPONENTS: tuple[type[Component], ...] = (
+    gr.Textbox,
+    gr.Number,
+    gr.Checkbox,
+    gr.CheckboxGroup,
+    gr.Dropdown,
+    gr.Radio,
+    gr.Slider,
+    gr.Markdown,
+    gr.HTML,
+    gr.JSON,
+    gr.Code,
+    gr.State,
+    gr.BrowserState,
+)
+CONVERSIONS = frozenset({"preprocess", "postprocess"})
+
+
+def is_cheap_conversion(func: Any) -> bool:
+    """Whether ``func`` is a plain-data component's own preprocess or postprocess (fix 7)."""
+    owner = getattr(func, "__self__", None)
+    return isinstance(owner, CHEAP_COMPONENTS) and getattr(func, "__name__", "") in CONVERSIONS
+
+
+class _ToThread:
+    """``anyio.to_thread`` as Gradio's Blocks sees it: a cheap conversion runs in place, the rest on a thread."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(anyio.to_thread, name)
+
+    async def run_sync(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if is_cheap_conversion(func):
+            return func(*args)
+        return await anyio.to_thread.run_sync(func, *args, **kwargs)
+
+
+class InlineConversions:
+    """The ``anyio`` module as ``gradio.blocks`` sees it, with its ``to_thread`` replaced (fix 7)."""
+
+    to_thread = _ToThread()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(anyio, name)
+
+
+def _no_backend_switch(self: Any, *args: Any) -> None:
+    """MatplotlibBackendMananger's __enter__ and __exit__ when matplotlib is not installed (fix 8)."""
+
+
 def apply_gradio_fixes() -> None:
     """Apply the workarounds once per process (idempotent)."""
     global _applied
     if not _applied:
+        gradio.blocks.anyio = InlineConversions()  # type: ignore[attr-defined, assignment]
+        if importlib.util.find_spec("matplotlib") is None:
+            utils.MatplotlibBackendMananger.__enter__ = _no_backend_switch  # type: ignore[method-assign]
+            utils.MatplotlibBackendMananger.__exit__ = _no_backend_switch  # type: ignore[method-assign]
         SessionState.__init__ = _lazy_init  # type: ignore[method-assign]
         SessionState.__setitem__ = _setitem_without_config  # type: ignore[method-assign]
         SessionState._update_config = _keep_no_config  # type: ignore[method-assign, assignment]

@@ -206,3 +206,67 @@ def test_a_panels_updates_go_out_as_gradio_would_send_them_without_building_a_co
     done = sent[1]
     assert done[0]["value"]["path"].endswith(".png") and done[2]["label"] == "Download original (PNG, 1 KB)"
     assert sent[2][2] == {"visible": False, "value": None, "__type__": "update"}
+
+
+def test_plain_data_conversions_run_in_place_and_image_work_still_goes_to_a_thread(tmp_path, monkeypatch):
+    import functools
+    import threading
+
+    from PIL import Image
+
+    apply_gradio_fixes()
+    seen: dict[str, int] = {}
+
+    def watch(component, name):
+        original = getattr(component, name)
+
+        @functools.wraps(original)  # keeps the name Gradio's callers and fix 7 see
+        def watched(self, value):
+            seen[f"{component.__name__} {name}"] = threading.get_ident()
+            return original(self, value)
+
+        monkeypatch.setattr(component, name, watched)
+
+    watch(gr.Textbox, "preprocess")
+    watch(gr.HTML, "postprocess")
+    watch(gr.Image, "postprocess")
+    with gr.Blocks() as demo:
+        box, page, picture, button = gr.Textbox(), gr.HTML(), gr.Image(type="filepath"), gr.Button()
+        button.click(lambda text: (text, None), [box], [page, picture])
+    fn = next(iter(demo.fns.values()))
+    png = tmp_path / "one.png"
+    Image.new("RGB", (4, 4), "red").save(png)
+
+    async def convert():
+        state = SessionState(demo)
+        inputs = await demo.preprocess_data(fn, ["hello"], state)
+        outputs = await demo.postprocess_data(fn, ["<b>hi</b>", str(png)], state)
+        return threading.get_ident(), inputs, outputs
+
+    loop_thread, inputs, outputs = asyncio.run(convert())
+    assert inputs == ["hello"] and outputs[0] == "<b>hi</b>", "the same values Gradio gives"
+    assert outputs[1]["path"].endswith(".png"), "the image went through Gradio's own conversion and cache"
+    assert seen["Textbox preprocess"] == seen["HTML postprocess"] == loop_thread, "no thread hand-off for plain data"
+    assert seen["Image postprocess"] != loop_thread, "image work stays off the event loop"
+
+
+def test_without_matplotlib_an_event_does_not_search_the_import_path_for_it(monkeypatch):
+    import builtins
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is not None:
+        pytest.fail("this playground does not install matplotlib; the test expects it absent")
+    apply_gradio_fixes()
+    from gradio import utils
+
+    asked = []
+    original_import = builtins.__import__
+
+    def watching(name, *args, **kwargs):
+        asked.append(name)
+        return original_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", watching)
+    with utils.MatplotlibBackendMananger():
+        pass
+    assert "matplotlib" not in asked
