@@ -349,6 +349,54 @@ async def test_a_slow_history_write_does_not_push_the_status_reads_later_in_virt
     assert reads[:2] == [2.0, 5.0], "KIE's documented 2 s, then every 3 s, counted from the create's answer"
 
 
+async def test_the_create_does_not_wait_for_history_to_keep_queued_again_in_virtual_time(tmp_path):
+    import io
+
+    import httpx
+    from PIL import Image
+    from pydantic import SecretStr
+
+    from playground.history import SqliteHistory
+    from playground.settings import Settings
+
+    now, creates, kept_before_create = [0.0], [], []
+    picture = io.BytesIO()
+    Image.new("RGB", (8, 8), "orange").save(picture, "PNG")
+    png = picture.getvalue()
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    class SlowToKeep(Crashing):
+        async def record(self, event):
+            await sleep(1.5)  # every write takes a while (a busy or remote store)
+            await self.store.record(event)
+
+    store = SqliteHistory.open(tmp_path)
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/generate"):
+            creates.append(now[0])
+            kept_before_create.append((await store.list_runs())[0].job_states)
+            return httpx.Response(200, json={"code": 200, "msg": "success", "data": {"taskId": "t-8"}})
+        if request.url.host == "cdn.example":
+            return httpx.Response(200, content=png, headers={"content-type": "image/png"})
+        data = {"taskId": "t-8", "successFlag": 1, "response": {"resultImageUrl": "https://cdn.example/r.png"}}
+        return httpx.Response(200, json={"code": 200, "msg": "success", "data": data})
+
+    settings = Settings(secrets={"KIE_API_KEY": SecretStr("k")}, out_dir=tmp_path, data_dir=tmp_path)
+    service = GenerationService(
+        settings, history=SlowToKeep(store), transport=httpx.MockTransport(answer), sleep=sleep, clock=lambda: now[0]
+    )
+    events = await collect(service, FOX, [("kie", "flux-kontext-pro")])
+    await service.aclose()
+    await store.aclose()
+    assert events[0].state == "queued", events
+    assert final(events, "kie", "flux-kontext-pro").state == "succeeded", final(events, "kie", "flux-kontext-pro")
+    assert creates == [0.0], "the create went out at once, not 1.5 s later behind a history write"
+    assert kept_before_create == [(("kie", "flux-kontext-pro", "queued"),)], "the run's start kept it as queued"
+
+
 async def test_with_prices_set_no_job_costs_unknown_and_a_billed_price_wins(settings, sandbox):
     from playground.models import InputImage
     from playground.settings import parse_prices
