@@ -38,10 +38,16 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name, raising=False)
 
 
+# The sandbox's images in tests: the same drawing as the app's 768 px ones, with a ninth of the pixels to draw,
+# send, decode and thumbnail (ratios stay exact enough for the tests that check them).
+SMALL_IMAGE_PX = 256
+
+
 @pytest.fixture
 def sandbox() -> Iterator[SandboxServer]:
-    """A fresh sandbox (0.3 s jobs, every provider expecting TEST_KEY) on a loopback port."""
+    """A fresh sandbox (0.3 s jobs, small images, every provider expecting TEST_KEY) on a loopback port."""
     state = SandboxState(job_seconds=0.3, keys={}, seed=1)
+    state.image_px = SMALL_IMAGE_PX
     with SandboxServer(state) as server:
         yield server
 

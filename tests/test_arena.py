@@ -41,8 +41,8 @@ class Clock:
 
 
 @pytest.fixture
-def small_images(monkeypatch):
-    monkeypatch.setattr(draw, "LONG_SIDE_PX", 192)  # the same drawing, fewer pixels: a quicker suite
+def small_images(sandbox):
+    sandbox.state.image_px = 192  # the same drawing, fewer pixels: a quicker suite
 
 
 @pytest.fixture

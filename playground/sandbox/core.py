@@ -25,7 +25,7 @@ import httpx
 from playground.addresses import AddressRefusedError, check_url
 from playground.errors import InvalidInputError
 from playground.images import MAX_INPUT_BYTES
-from playground.sandbox.draw import render
+from playground.sandbox.draw import LONG_SIDE_PX, render
 from playground.sandbox.faults import HttpFault, Outcome, fault_item
 from playground.transport import build_client
 
@@ -123,6 +123,7 @@ class SandboxState:
         # ready-made image per format instead of drawing, so the sandbox's own work does not dominate.
         self.durations: Callable[[str, str], float] | None = None
         self.ready_made = False
+        self.image_px = LONG_SIDE_PX  # the long side of the images it draws (tests draw smaller ones)
         # The in-app sandbox of a page strangers reach fetches input images as the playground does: public
         # addresses only (and capped), except the app's own hosted inputs at these origins.
         self.guard_inputs = False
@@ -295,7 +296,9 @@ class SandboxState:
             return
         source = await self.fetch_input(job.input_url) if job.input_url else None
         args = (label, job.model, job.prompt, job.aspect_ratio, job.output_format, source)
-        job.result = await asyncio.to_thread(render, *args, bias=self.bias.get(job.provider, 0.0))
+        job.result = await asyncio.to_thread(
+            render, *args, long_side=self.image_px, bias=self.bias.get(job.provider, 0.0)
+        )
         self.files[f"result-{job.id}"] = (job.result, mime)
 
     async def fetch_input(self, url: str) -> bytes | None:

@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from playground.sandbox.server import LoopbackServer
-from tests.conftest import png_bytes
+from tests.conftest import SMALL_IMAGE_PX, png_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_JOB_S = 0.5
@@ -215,6 +215,7 @@ def keyed_app(tmp_path_factory: pytest.TempPathFactory, gradio_temp_dir: Path) -
     console = logging.StreamHandler(log)
     console.addFilter(LogRedaction())
     with SandboxServer(SandboxState(job_seconds=APP_JOB_S, seed=3)) as sandbox, pytest.MonkeyPatch.context() as patch:
+        sandbox.state.image_px = SMALL_IMAGE_PX
         # KIE signs its callbacks with the app's (canary) key, as KIE would with the key the user set; a delivery
         # the app rejected would leave the job to the 15 s safety-net read.
         sandbox.state.signing_secrets["kie"] = keys["KIE_WEBHOOK_HMAC_KEY"]

@@ -17,6 +17,7 @@ from playground.sandbox.core import SandboxState
 from playground.sandbox.server import SandboxServer, sandbox_settings
 from playground.service import GenerationService
 from playground.settings import Settings
+from tests.conftest import SMALL_IMAGE_PX
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -68,6 +69,7 @@ def ui_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
         from playground.ui.runtime import build_page, launch  # imports gradio: only when a UI test runs
 
         with SandboxServer(SandboxState(job_seconds=JOB_S, seed=1)) as sandbox:
+            sandbox.state.image_px = SMALL_IMAGE_PX
             base = Settings(out_dir=tmp / "out", data_dir=tmp / "data", poll_interval_s=0.1, job_timeout_s=20)
             # httpx and uvicorn both keep idle connections 5 s: a POST on a connection the sandbox is closing
             # at that moment fails (and a create is never retried). Expiring ours sooner avoids the race.
