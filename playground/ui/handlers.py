@@ -186,9 +186,9 @@ class Handlers:
     async def _generate(self, kind: TabKind, named: dict[str, Any], request: gr.Request | None) -> Frames:
         form, blob, owner = forms.Form.named(named), named["keys"], named["owner"]
         renderer = Renderer(kind, self.keys, sandbox=self.options.sandbox)
-        seed = form.next_seed()
         trusted = self.trusted(request)
         try:
+            seed = form.next_seed()  # a seed box that is not a whole number is a sentence like any other input
             image, input_path = await input_image(
                 self.service, form, required=kind == "edit", trusted=trusted, uploads=upload_roots()
             )

@@ -127,6 +127,10 @@ def test_bad_input_is_refused_with_one_sentence_and_nothing_is_sent(ui_app):
     assert "takes an http(s) URL only" in last(outputs, updates, "message")
     outputs, updates = stream(ui_app, form("edit it", ["kie"], image=None, image_url=""), "/edit")
     assert "Add an input image" in last(outputs, updates, "message")
+    edit = dict(image=None, image_url="https://example.com/a.png")
+    for api_name, extra in (("/generate", {}), ("/edit", edit)):  # a sentence, not an error the page cannot show
+        outputs, updates = stream(ui_app, form("a fox", ["kie"], seed="abc", **extra), api_name)
+        assert last(outputs, updates, "message") == "✘ The seed must be a number, not 'abc'."
     assert ui_app.sandbox.state.count() == sent_before
 
 
