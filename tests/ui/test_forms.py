@@ -93,8 +93,21 @@ def test_guidance_is_typed_as_text_and_checked_by_the_engine():
     assert forms.build(form(guidance=""), None, None).guidance is None
     with pytest.raises(InvalidInputError, match="guidance must be a number"):
         forms.build(form(guidance="strong"), None, None)
-    with pytest.raises(InvalidInputError, match="Invalid guidance"):
+    with pytest.raises(InvalidInputError, match=r"^The guidance must be from 1.0 to 20.0, not 50.0.$"):
         forms.build(form(guidance="50"), None, None)
+
+
+@pytest.mark.parametrize(
+    ("typed", "sentence"),
+    [
+        ("-5", "The seed must be from 0 to 4294967295, not -5."),
+        ("1e99", "The seed must be from 0 to 4294967295, not 1e+99."),
+    ],
+)
+def test_a_seed_out_of_range_gets_the_range_in_the_apps_own_words(typed, sentence):
+    with pytest.raises(InvalidInputError) as refused:
+        forms.build(form(seed=typed), form(seed=typed).typed_seed(), None)
+    assert str(refused.value) == sentence
 
 
 def test_randomize_picks_a_new_seed_each_run():
