@@ -9,7 +9,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from types import ModuleType
@@ -51,8 +51,8 @@ def build_app(state: SandboxState) -> Starlette:
     return Starlette(routes=routes)
 
 
-def _file(state: SandboxState) -> Callable[[Request], Response]:
-    def serve(request: Request) -> Response:
+def _file(state: SandboxState) -> Callable[[Request], Awaitable[Response]]:
+    async def serve(request: Request) -> Response:  # async: from memory, no worker thread per download
         name = request.path_params["name"]
         found = state.files.get(name) or state.files.get(name.rsplit(".", 1)[0])
         if found is None:
@@ -62,8 +62,8 @@ def _file(state: SandboxState) -> Callable[[Request], Response]:
     return serve
 
 
-def _requests(state: SandboxState) -> Callable[[Request], Response]:
-    def listing(request: Request) -> Response:
+def _requests(state: SandboxState) -> Callable[[Request], Awaitable[Response]]:
+    async def listing(request: Request) -> Response:
         return JSONResponse([asdict(r) for r in state.requests])
 
     return listing
