@@ -10,7 +10,7 @@ import pytest
 from playground.errors import ConfigError, InvalidInputError, UnsupportedParameterError
 from playground.models import GenerationRequest, JobRef
 from playground.service import GenerationService
-from tests.conftest import TEST_KEY, collect, final
+from tests.conftest import TEST_KEY, collect, final, png_bytes
 
 FOX = GenerationRequest(prompt="a red fox")
 
@@ -350,19 +350,14 @@ async def test_a_slow_history_write_does_not_push_the_status_reads_later_in_virt
 
 
 async def test_the_create_does_not_wait_for_history_to_keep_queued_again_in_virtual_time(tmp_path):
-    import io
-
     import httpx
-    from PIL import Image
     from pydantic import SecretStr
 
     from playground.history import SqliteHistory
     from playground.settings import Settings
 
     now, creates, kept_before_create = [0.0], [], []
-    picture = io.BytesIO()
-    Image.new("RGB", (8, 8), "orange").save(picture, "PNG")
-    png = picture.getvalue()
+    png = png_bytes((8, 8))
 
     async def sleep(seconds: float) -> None:
         now[0] += seconds

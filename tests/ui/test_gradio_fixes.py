@@ -212,7 +212,7 @@ def test_plain_data_conversions_run_in_place_and_image_work_still_goes_to_a_thre
     import functools
     import threading
 
-    from PIL import Image
+    from tests.conftest import png_bytes
 
     apply_gradio_fixes()
     seen: dict[str, int] = {}
@@ -235,7 +235,7 @@ def test_plain_data_conversions_run_in_place_and_image_work_still_goes_to_a_thre
         button.click(lambda text: (text, None), [box], [page, picture])
     fn = next(iter(demo.fns.values()))
     png = tmp_path / "one.png"
-    Image.new("RGB", (4, 4), "red").save(png)
+    png.write_bytes(png_bytes((4, 4)))
 
     async def convert():
         state = SessionState(demo)
